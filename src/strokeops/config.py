@@ -1,0 +1,92 @@
+"""One typed settings object, read from ``STROKEOPS_*`` environment variables.
+
+Every default is safe for local use: with nothing set, state lives under ``.strokeops/`` (a
+SQLite MLflow store, local artifacts and a folder data lake).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_PATH = Path("data/healthcare-dataset-stroke-data.csv")
+MODEL_FAMILIES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+
+
+class Settings(BaseSettings):
+    """Configuration for every stage and driver (CLI, Airflow, tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="STROKEOPS_", extra="ignore", frozen=True)
+
+    data: str = Field(
+        default=str(DEFAULT_DATA_PATH),
+        description="Raw data source: a local path or an http(s) URL.",
+    )
+    state_dir: Path = Field(
+        default=Path(".strokeops"),
+        description="Folder for all local state: lake, MLflow store, run summaries.",
+    )
+    lake_root: Path | None = Field(default=None, description="Local lake folder.")
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI.")
+    experiment_name: str = "stroke-risk"
+    model_name: str = "stroke-risk"
+
+    seed: int = 42
+    test_size: float = Field(default=0.2, gt=0.05, lt=0.5)
+    cv_folds: int = Field(default=5, ge=2)
+    cv_repeats: int = Field(default=3, ge=1, description="Repeats of the evaluation CV.")
+    tuning_cv_folds: int = Field(default=3, ge=2, description="Folds inside Optuna trials.")
+    tuning_cv_repeats: int = Field(default=1, ge=1, description="Repeats inside Optuna trials.")
+    tuning_trials: int = Field(default=8, ge=1, description="Optuna trials per model family.")
+    model_families: tuple[str, ...] = MODEL_FAMILIES
+    target_recall: float = Field(
+        default=0.80, gt=0.0, lt=1.0, description="Clinical aim the decision threshold meets."
+    )
+    bootstrap_samples: int = Field(default=1000, ge=100)
+
+    gate_min_cv_roc_auc: float = 0.80
+    gate_max_cv_brier: float = 0.05
+    gate_roc_auc_tolerance: float = Field(
+        default=0.01, ge=0.0, description="How much worse than the champion a challenger may be."
+    )
+    gate_brier_tolerance: float = Field(default=0.005, ge=0.0)
+    gate_max_calibration_gap: float = Field(
+        default=0.02, ge=0.0, description="|mean predicted risk - observed rate| on the holdout."
+    )
+    drift_max_row_ratio: float = Field(default=2.0, gt=1.0)
+    drift_max_prevalence_shift: float = 0.02
+    drift_max_missing_shift: float = 0.05
+    drift_max_category_shift: float = 0.10
+    drift_max_quantile_shift: float = Field(
+        default=0.25, description="Largest quantile move, in units of the reference IQR."
+    )
+
+    @field_validator("model_families")
+    @classmethod
+    def _known_families(cls, families: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(families) - set(MODEL_FAMILIES))
+        if unknown or not families:
+            raise ValueError(f"model_families must be a non-empty subset of {MODEL_FAMILIES}")
+        return families
+
+    @cached_property
+    def lake_path(self) -> Path:
+        return (self.lake_root or self.state_dir / "lake").resolve()
+
+    @cached_property
+    def mlflow_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @cached_property
+    def artifact_location(self) -> str:
+        """Where a new experiment keeps artifacts when the tracking store is local."""
+        return (self.state_dir / "mlartifacts").resolve().as_uri()
+
+    @cached_property
+    def summary_path(self) -> Path:
+        return (self.state_dir / "last-run.json").resolve()

@@ -1,0 +1,87 @@
+"""Ingest: copy the raw file into the lake's raw zone, keyed by its sha256 (the data version)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from strokeops.errors import DataSourceError
+from strokeops.storage import Lake, write_json
+
+log = logging.getLogger(__name__)
+
+PUBLIC_SOURCE = (
+    "the public Stroke Prediction Dataset (Kaggle, fedesoriano/stroke-prediction-dataset, "
+    "file healthcare-dataset-stroke-data.csv)"
+)
+HTTP_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    data_version: str
+    raw_key: str
+    source: str
+    n_bytes: int
+    already_present: bool
+
+
+def raw_key(data_version: str) -> str:
+    return f"raw/{data_version}/data.csv"
+
+
+def manifest_key(data_version: str) -> str:
+    return f"raw/{data_version}/manifest.json"
+
+
+def read_source(source: str) -> bytes:
+    """The bytes of a local file or an http(s) URL; a clear error when there are none."""
+    if source.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(source, timeout=HTTP_TIMEOUT_SECONDS) as response:
+                data = response.read()
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            raise DataSourceError(f"could not download the data from {source}: {exc}") from exc
+    elif "://" in source:
+        scheme = source.split("://", 1)[0]
+        raise DataSourceError(f"unsupported data source scheme {scheme!r} in {source}")
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataSourceError(
+                f"data file not found: {path.resolve()}. Put {PUBLIC_SOURCE} there, "
+                "or point STROKEOPS_DATA at it (a path or an http(s) URL)."
+            )
+        data = path.read_bytes()
+    if not data.strip():
+        raise DataSourceError(f"the data source is empty: {source}")
+    return data
+
+
+def ingest(source: str, lake: Lake) -> IngestResult:
+    """Store the source's bytes under their hash; the same bytes twice make one data version."""
+    data = read_source(source)
+    data_version = hashlib.sha256(data).hexdigest()
+    key = raw_key(data_version)
+    already_present = lake.exists(key)
+    if already_present:
+        log.info("data version %s already in the lake; nothing copied", data_version[:12])
+    else:
+        lake.write_bytes(key, data)
+        write_json(
+            lake,
+            manifest_key(data_version),
+            {
+                "data_version": data_version,
+                "source": source,
+                "n_bytes": len(data),
+                "ingested_at": datetime.now(UTC).isoformat(),
+            },
+        )
+        log.info("ingested %s bytes from %s as %s", len(data), source, data_version[:12])
+    return IngestResult(data_version, key, source, len(data), already_present)
