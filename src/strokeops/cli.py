@@ -46,10 +46,12 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except StrokeOpsError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         if isinstance(exc, DataValidationError) and exc.report.get("data_version"):
             version = exc.report["data_version"]
-            err_console.print(f"report saved at reports/{version}/validation.json in the lake")
+            err_console.print(
+                f"report saved at reports/{version}/validation.json in the lake", soft_wrap=True
+            )
         raise typer.Exit(1) from exc
 
 
@@ -133,8 +135,8 @@ def run(accept_drift: AcceptDrift = False) -> None:
         f"aliases: {', '.join(model['aliases']) or 'none'}; "
         f"decision threshold {model['decision_threshold']:.4f}"
     )
-    console.print(f"gate: {gate['reason']}", highlight=False)
-    console.print(f"summary: {settings.summary_path}")
+    console.print(f"gate: {gate['reason']}", highlight=False, soft_wrap=True)
+    console.print(f"summary: {settings.summary_path}", soft_wrap=True)
 
 
 def _stage(action: Callable[[Settings], Any]) -> Any:

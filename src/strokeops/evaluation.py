@@ -28,6 +28,7 @@ from strokeops.tracking import (
     TAG_ROLE,
     connect,
     flat_metrics,
+    get_run,
 )
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _cv_summary(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
 
 
 def candidate_runs(client: MlflowClient, parent_run_id: str) -> list[mlflow.entities.Run]:
-    parent = client.get_run(parent_run_id)
+    parent = get_run(client, parent_run_id)
     runs = client.search_runs(
         [parent.info.experiment_id],
         filter_string=(
@@ -151,7 +152,7 @@ def _log_plots(
 def evaluate(parent_run_id: str, lake: Lake, settings: Settings) -> EvaluationResult:
     """Evaluate the candidates of a training run on its held-out test set; record the winner."""
     client = connect(settings)
-    parent = client.get_run(parent_run_id)
+    parent = get_run(client, parent_run_id)
     test_frame = read_frame(lake, parent.data.params["test_key"])
     X, y = feature_frame(test_frame), target(test_frame).to_numpy()
     groups = subgroup_masks(test_frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import urllib.error
 import urllib.request
@@ -45,7 +46,7 @@ def read_source(source: str) -> bytes:
         try:
             with urllib.request.urlopen(source, timeout=HTTP_TIMEOUT_SECONDS) as response:
                 data = response.read()
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             raise DataSourceError(f"could not download the data from {source}: {exc}") from exc
     elif "://" in source:
         scheme = source.split("://", 1)[0]

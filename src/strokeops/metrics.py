@@ -37,7 +37,8 @@ def choose_threshold(y_true: np.ndarray, probability: np.ndarray, target_recall:
     positives = np.sort(np.asarray(probability)[np.asarray(y_true) == 1])[::-1]
     if positives.size == 0:
         raise ValueError("cannot choose a threshold without positive examples")
-    needed = math.ceil(target_recall * positives.size)
+    # round first: 0.55 * 100 is 55.000000000000007 in floating point
+    needed = max(1, math.ceil(round(target_recall * positives.size, 9)))
     return float(positives[needed - 1])
 
 
@@ -94,6 +95,7 @@ def weighted_metrics(
         roc_auc = (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (total_pos * total_neg)
         precision_at = np.nan_to_num(cum_pos / (cum_pos + cum_neg))
         pr_auc = (pos * precision_at).sum(axis=1) / total_pos
+        pr_auc[total_neg == 0] = np.nan  # undefined with one class, as roc_auc
 
         predicted = probability >= threshold
         yb = y_true

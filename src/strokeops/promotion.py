@@ -15,6 +15,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 
 from strokeops.config import Settings
 from strokeops.errors import NotFoundError
@@ -120,7 +121,10 @@ def promote(
     """
     client = connect(settings)
     name = settings.model_name
-    challenger = client.get_model_version(name, version)
+    try:
+        challenger = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise NotFoundError(f"registered model {name!r} has no version {version!r}") from exc
     if TAG_TEST_KEY not in challenger.tags:
         raise NotFoundError(f"{name} version {version} was not registered by strokeops")
     test_frame = read_frame(lake, challenger.tags[TAG_TEST_KEY])

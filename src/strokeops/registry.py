@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from strokeops.config import Settings
 from strokeops.errors import NotFoundError
 from strokeops.evaluation import TAG_WINNER_MODEL_URI, TAG_WINNER_RUN
-from strokeops.tracking import TAG_DATA_VERSION, TAG_FINGERPRINT, connect
+from strokeops.tracking import TAG_DATA_VERSION, TAG_FINGERPRINT, connect, get_run
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _existing_version(client: MlflowClient, name: str, fingerprint: str) -> Mode
 def register(parent_run_id: str, settings: Settings) -> RegisteredVersion:
     """Register the evaluated winner of a pipeline run and point ``challenger`` at it."""
     client = connect(settings)
-    parent = client.get_run(parent_run_id)
+    parent = get_run(client, parent_run_id)
     tags = parent.data.tags
     if TAG_WINNER_MODEL_URI not in tags:
         raise NotFoundError(f"pipeline run {parent_run_id} has no evaluated winner; evaluate first")

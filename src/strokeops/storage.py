@@ -27,6 +27,12 @@ class Lake(Protocol):
     def uri(self, key: str) -> str: ...
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 class LocalLake:
     """A lake in a local folder; writes are atomic (temp file, then rename)."""
 
@@ -49,9 +55,14 @@ class LocalLake:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()

@@ -17,13 +17,14 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 from skops.io import dumps, get_untrusted_types
 
 from strokeops import __version__
 from strokeops.config import Settings
-from strokeops.errors import TrainingError
+from strokeops.errors import NotFoundError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ def connect(settings: Settings) -> MlflowClient:
         )
     mlflow.set_experiment(settings.experiment_name)
     return client
+
+
+def get_run(client: MlflowClient, run_id: str) -> mlflow.entities.Run:
+    """The run, or ``NotFoundError`` naming the id."""
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        raise NotFoundError(f"no MLflow run with id {run_id!r}") from exc
 
 
 def code_version() -> str | None:

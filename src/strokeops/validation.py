@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -86,17 +87,30 @@ def parse_csv(data: bytes) -> pd.DataFrame:
         raise DataValidationError(
             f"the file is not a UTF-8 text CSV (undecodable byte at offset {exc.start})"
         ) from exc
+    if not text.strip():
+        raise DataValidationError("the file has no CSV header or rows")
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            na_values=list(MISSING_MARKERS),
-        )
+        with warnings.catch_warnings():
+            # pandas only warns when every row is longer than the header: make it an error
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                dtype=str,
+                index_col=False,
+                keep_default_na=False,
+                na_values=list(MISSING_MARKERS),
+                # keep blank lines as empty rows, then drop them, so that index + 2 stays the
+                # file line number in error reports
+                skip_blank_lines=False,
+            ).dropna(how="all")
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError("the file has no CSV header or rows") from exc
+    except pd.errors.ParserWarning as exc:
+        raise DataValidationError(
+            "the file is not a well-formed CSV: its rows have more fields than its header"
+        ) from exc
     except pd.errors.ParserError as exc:
-        raise DataValidationError(f"the file is not a well-formed CSV: {exc}") from exc
+        raise DataValidationError(f"the file is not a well-formed CSV: {str(exc).strip()}") from exc
     if frame.empty:
         raise DataValidationError("the file has a header but no data rows")
     return frame
@@ -159,7 +173,8 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
             for e in error["examples"]
         )
         parts.append(
-            f"column {error['column']!r} broke {error['rule']} in {error['n_failures']} row(s) ({shown})"
+            f"column {error['column']!r} broke {error['rule']} "
+            f"in {error['n_failures']} row(s) ({shown})"
         )
     return "; ".join(parts)
 
