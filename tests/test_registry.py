@@ -104,8 +104,12 @@ def test_winner_is_chosen_on_training_cv(trained) -> None:
 def test_register_then_promote_the_first_model(trained) -> None:
     settings, lake, _, training, _ = trained
     client = connect(settings)
-    registered = register(training.parent_run_id, settings)
+    registered = register(training.parent_run_id, lake, settings)
     assert (registered.version, registered.reused) == ("1", False)
+    tags = client.get_model_version(settings.model_name, "1").tags
+    spec = mlflow.artifacts.load_dict(tags["strokeops.compiled_uri"])
+    assert spec["format"] == 1
+    assert float(tags["strokeops.compiled_max_abs_diff"]) <= 1e-6
     assert str(client.get_model_version_by_alias(settings.model_name, CHALLENGER).version) == "1"
 
     decision = promote("1", lake, settings)
@@ -116,7 +120,7 @@ def test_register_then_promote_the_first_model(trained) -> None:
     assert version.tags["strokeops.gate_decision"] == "promoted"
     assert version.tags["strokeops.gate_reason"] == decision.reason
 
-    again = register(training.parent_run_id, settings)
+    again = register(training.parent_run_id, lake, settings)
     assert (again.version, again.reused) == ("1", True)
     kept = promote("1", lake, settings)
     assert kept.reason == "version 1 is already the champion; kept"
@@ -129,7 +133,7 @@ def test_a_retrained_model_goes_through_the_gate(trained) -> None:
     )
     training = train(split_result, lake, other_seed)
     evaluate(training.parent_run_id, lake, other_seed)
-    registered = register(training.parent_run_id, other_seed)
+    registered = register(training.parent_run_id, lake, other_seed)
     assert not registered.reused
     decision = promote(registered.version, lake, other_seed)
     assert decision.champion_before == "1"
@@ -172,7 +176,7 @@ def test_stages_name_what_is_missing(settings: Settings, tmp_path: Path) -> None
     with pytest.raises(NotFoundError, match="no MLflow run with id 'nope'"):
         evaluate("nope", lake, settings)
     with pytest.raises(NotFoundError, match="no MLflow run with id 'nope'"):
-        register("nope", settings)
+        register("nope", lake, settings)
     with pytest.raises(NotFoundError, match="registered model 'stroke-risk' has no version '9'"):
         promote("9", lake, settings)
 

@@ -211,8 +211,9 @@ def evaluate_command(run_id: str) -> None:
 def register_command(run_id: str) -> None:
     """Register the winner of an evaluated pipeline run as the challenger."""
     from strokeops.registry import register
+    from strokeops.storage import open_lake
 
-    result = _stage(lambda s: register(run_id, s))
+    result = _stage(lambda s: register(run_id, open_lake(s), s))
     console.print(f"{result.name} version {result.version} is the challenger")
 
 

@@ -105,7 +105,7 @@ def run_pipeline(
     on_stage("evaluate")
     evaluation = evaluate(training.parent_run_id, lake, settings)
     on_stage("register")
-    registered = register(training.parent_run_id, settings)
+    registered = register(training.parent_run_id, lake, settings)
     on_stage("promote")
     gate = promote(registered.version, lake, settings, pipeline_run_id=training.parent_run_id)
     summary = RunSummary(

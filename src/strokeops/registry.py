@@ -14,10 +14,13 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from strokeops.compile import compile_pipeline, verify
 from strokeops.config import Settings
 from strokeops.errors import NotFoundError
 from strokeops.evaluation import TAG_WINNER_MODEL_URI, TAG_WINNER_RUN
+from strokeops.storage import Lake, read_frame
 from strokeops.tracking import TAG_DATA_VERSION, TAG_FINGERPRINT, connect, get_run
+from strokeops.validation import validated_key
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_PIPELINE_RUN = "strokeops.pipeline_run_id"
 TAG_TEST_KEY = "strokeops.test_key"
+TAG_COMPILED = "strokeops.compiled_uri"
+COMPILED_ARTIFACT = "compiled/scorer.json"
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,30 @@ def _existing_version(client: MlflowClient, name: str, fingerprint: str) -> Mode
     return min(matches, key=lambda v: int(v.version)) if matches else None
 
 
-def register(parent_run_id: str, settings: Settings) -> RegisteredVersion:
-    """Register the evaluated winner of a pipeline run and point ``challenger`` at it."""
+def compile_and_verify(
+    client: MlflowClient,
+    candidate_run_id: str,
+    model_uri: str,
+    lake: Lake,
+    train_key: str,
+    data_version: str,
+) -> tuple[str, float]:
+    """Compile the winner for serving, check it on the whole data set, log it to its run."""
+    model = mlflow.sklearn.load_model(model_uri)
+    spec = compile_pipeline(model, read_frame(lake, train_key))
+    max_diff = verify(spec, model, read_frame(lake, validated_key(data_version)))
+    client.log_dict(candidate_run_id, spec, COMPILED_ARTIFACT)
+    artifact_uri = f"{client.get_run(candidate_run_id).info.artifact_uri}/{COMPILED_ARTIFACT}"
+    log.info("compiled model verified: max |difference| %.3g", max_diff)
+    return artifact_uri, max_diff
+
+
+def register(parent_run_id: str, lake: Lake, settings: Settings) -> RegisteredVersion:
+    """Register the evaluated winner of a pipeline run and point ``challenger`` at it.
+
+    The winner is compiled for serving and verified against its Pipeline first; a model whose
+    compiled form disagrees is not registered.
+    """
     client = connect(settings)
     parent = get_run(client, parent_run_id)
     tags = parent.data.tags
@@ -69,6 +96,14 @@ def register(parent_run_id: str, settings: Settings) -> RegisteredVersion:
         version, reused = existing, True
         log.info("same data, settings and code as version %s: reusing it", existing.version)
     else:
+        compiled_uri, max_diff = compile_and_verify(
+            client,
+            tags[TAG_WINNER_RUN],
+            tags[TAG_WINNER_MODEL_URI],
+            lake,
+            parent.data.params["train_key"],
+            tags[TAG_DATA_VERSION],
+        )
         version = mlflow.register_model(
             tags[TAG_WINNER_MODEL_URI],
             settings.model_name,
@@ -79,6 +114,8 @@ def register(parent_run_id: str, settings: Settings) -> RegisteredVersion:
                 TAG_TEST_KEY: parent.data.params["test_key"],
                 "strokeops.family": tags["strokeops.winner_family"],
                 "strokeops.candidate_run_id": tags[TAG_WINNER_RUN],
+                TAG_COMPILED: compiled_uri,
+                "strokeops.compiled_max_abs_diff": f"{max_diff:.3g}",
             },
         )
         reused = False
