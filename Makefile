@@ -10,22 +10,27 @@ export MKL_NUM_THREADS ?= 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run test lint format bench clean
+.PHONY: run serve test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[train]'
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train,serve]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(VENV)/.installed-train
+	touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-train
+# the main job, then the API serving the champion it just trained (Ctrl-C stops it)
+run: $(VENV)/.installed-run
 	$(BIN)/strokeops run
+	$(BIN)/strokeops serve
+
+serve: $(VENV)/.installed-run
+	$(BIN)/strokeops serve
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -143,6 +144,33 @@ def _stage(action: Callable[[Settings], Any]) -> Any:
     settings = _settings()
     with _user_errors():
         return action(settings)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default STROKEOPS_SERVE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default STROKEOPS_SERVE_PORT.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the registry's champion over HTTP (docs at /docs)."""
+    # one math thread per worker: a request is tiny, and idle threads cost latency
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "strokeops.serving.app:app_from_environment",
+        factory=True,
+        host=host or settings.serve_host,
+        port=port or settings.serve_port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+    )
 
 
 @app.command("ingest")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_PATH = Path("data/healthcare-dataset-stroke-data.csv")
@@ -64,6 +64,22 @@ class Settings(BaseSettings):
         default=0.25, description="Largest quantile move, in units of the reference IQR."
     )
 
+    # serving
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated API keys; unset leaves the API open."
+    )
+    prediction_log_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the prediction log (default: SQLite)."
+    )
+    model_alias: str = "champion"
+    model_poll_seconds: float = Field(default=30.0, gt=0)
+    batch_limit: int = Field(default=10_000, ge=1)
+    log_buffer_rows: int = Field(default=200_000, ge=1)
+    log_batch_rows: int = Field(default=2_000, ge=1)
+    log_flush_seconds: float = Field(default=0.5, gt=0)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+
     @field_validator("model_families")
     @classmethod
     def _known_families(cls, families: tuple[str, ...]) -> tuple[str, ...]:
@@ -86,6 +102,18 @@ class Settings(BaseSettings):
     def artifact_location(self) -> str:
         """Where a new experiment keeps artifacts when the tracking store is local."""
         return (self.state_dir / "mlartifacts").resolve().as_uri()
+
+    @cached_property
+    def api_key_list(self) -> tuple[str, ...]:
+        if self.api_keys is None:
+            return ()
+        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
+
+    @cached_property
+    def prediction_log_uri(self) -> str:
+        if self.prediction_log_url:
+            return self.prediction_log_url
+        return f"sqlite:///{(self.state_dir / 'predictions.db').resolve()}"
 
     @cached_property
     def summary_path(self) -> Path:

@@ -1,0 +1,1 @@
+"""The REST API that serves the registry's champion (FastAPI)."""

@@ -1,0 +1,96 @@
+"""The FastAPI application: ``create_app(settings)`` wires the model store, the prediction log,
+metrics and the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from strokeops import __version__
+from strokeops.config import Settings
+from strokeops.serving.errors import validation_error_handler
+from strokeops.serving.metrics import ApiMetrics, MetricsMiddleware
+from strokeops.serving.model_store import ModelStore
+from strokeops.serving.prediction_log import PredictionLog
+from strokeops.serving.routes import admin, health, model, page, predict
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    model_store: ModelStore | None = None,
+    prediction_log: PredictionLog | None = None,
+) -> FastAPI:
+    """A new app; the model loads and the log writer starts when the app starts."""
+    store = model_store or ModelStore(settings)
+    writer = prediction_log or PredictionLog(
+        settings.prediction_log_uri,
+        buffer_rows=settings.log_buffer_rows,
+        batch_rows=settings.log_batch_rows,
+        flush_seconds=settings.log_flush_seconds,
+    )
+    metrics = ApiMetrics()
+    metrics.gauge_function(
+        "strokeops_prediction_log_backlog",
+        "Prediction rows not yet written.",
+        lambda: writer.backlog,
+    )
+    metrics.gauge_function(
+        "strokeops_prediction_log_dropped",
+        "Prediction rows dropped (buffer full).",
+        lambda: writer.dropped,
+    )
+    metrics.gauge_function(
+        "strokeops_registry_reachable",
+        "1 if the last registry check succeeded.",
+        lambda: float(store.registry_reachable),
+    )
+    metrics.gauge_function(
+        "strokeops_model_loads", "Model versions loaded since start.", lambda: store.swaps
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_key_list:
+            log.warning("no API keys configured (STROKEOPS_API_KEYS): the API is open to anyone")
+        writer.start()
+        store.refresh()
+        if store.current is None:
+            log.warning("no %s model to serve yet; polling the registry", settings.model_alias)
+        store.start_polling()
+        try:
+            yield
+        finally:
+            store.stop()
+            writer.stop()
+
+    app = FastAPI(
+        title="strokeops",
+        version=__version__,
+        summary="Calibrated stroke-risk predictions from the registry's champion model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model_store = store
+    app.state.prediction_log = writer
+    app.state.metrics = metrics
+    for router in (predict.router, model.router, admin.router, health.router, page.router):
+        app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory``: settings from STROKEOPS_* variables."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return create_app(Settings())

@@ -1,0 +1,75 @@
+"""Prometheus metrics of the API, and the ASGI middleware that times every request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ApiMetrics:
+    """One registry per app, so tests and several apps in a process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "strokeops_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "strokeops_http_request_duration_seconds",
+            "Time to answer, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "strokeops_predictions",
+            "Patients scored, by risk level and model version.",
+            ["risk_level", "model_version"],
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "strokeops_serving_model_version",
+            "The registry version of the model that answers.",
+            ["model_name"],
+            registry=self.registry,
+        )
+
+    def gauge_function(self, name: str, documentation: str, function: Callable[[], float]) -> None:
+        """A gauge read when scraped (buffer backlog, registry reachability …)."""
+        Gauge(name, documentation, registry=self.registry).set_function(function)
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template (``/v1/predict``, not the raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()

@@ -1,0 +1,211 @@
+"""The prediction log: every prediction written to a database table, off the request path.
+
+Requests append rows to a bounded in-memory buffer; one writer thread inserts them in batches.
+If the database is down, rows wait in the buffer (up to ``log_buffer_rows``) and are written
+when it returns; the table is created by an idempotent DDL step on the first good connection.
+Rows carry the validated features, never names or patient identifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("row_index", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("risk_level", sa.String(16), nullable=False),
+    sa.Column("gender", sa.String(16), nullable=False),
+    sa.Column("age", sa.Float, nullable=False),
+    sa.Column("hypertension", sa.SmallInteger, nullable=False),
+    sa.Column("heart_disease", sa.SmallInteger, nullable=False),
+    sa.Column("ever_married", sa.String(8), nullable=False),
+    sa.Column("work_type", sa.String(32), nullable=False),
+    sa.Column("residence_type", sa.String(16), nullable=False),
+    sa.Column("avg_glucose_level", sa.Float, nullable=False),
+    sa.Column("bmi", sa.Float, nullable=True),
+    sa.Column("smoking_status", sa.String(32), nullable=False),
+)
+
+Chunk = tuple[str, datetime, str, str, list[tuple[dict[str, Any], float, str]]]
+RETRY_MAX_SECONDS = 5.0
+SHUTDOWN_ATTEMPTS = 3
+
+
+def log_row(
+    row: dict[str, Any],
+    *,
+    request_id: str,
+    row_index: int,
+    created_at: datetime,
+    model_name: str,
+    model_version: str,
+    probability: float,
+    risk_level: str,
+) -> dict[str, Any]:
+    """A table row from a model row (data set column names) and its prediction."""
+    return {
+        "request_id": request_id,
+        "row_index": row_index,
+        "created_at": created_at,
+        "model_name": model_name,
+        "model_version": model_version,
+        "probability": probability,
+        "risk_level": risk_level,
+        "gender": row["gender"],
+        "age": row["age"],
+        "hypertension": row["hypertension"],
+        "heart_disease": row["heart_disease"],
+        "ever_married": row["ever_married"],
+        "work_type": row["work_type"],
+        "residence_type": row["Residence_type"],
+        "avg_glucose_level": row["avg_glucose_level"],
+        "bmi": row["bmi"],
+        "smoking_status": row["smoking_status"],
+    }
+
+
+class PredictionLog:
+    """Buffered, batched, retrying writer of prediction rows."""
+
+    def __init__(
+        self, url: str, *, buffer_rows: int, batch_rows: int, flush_seconds: float
+    ) -> None:
+        self.url = url
+        self.buffer_rows = buffer_rows
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        # requests append compact chunks; the writer thread expands them into table rows
+        self._chunks: deque[Chunk] = deque()
+        self._staged: list[dict[str, Any]] = []
+        self._count_lock = threading.Lock()
+        self._queued_rows = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine: sa.Engine | None = None
+        self._table_ready = False
+        self.written = 0
+        self.dropped = 0
+        self.database_up = False
+        self.last_error: str | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Rows accepted but not yet written."""
+        return self._queued_rows + len(self._staged)
+
+    def submit_predictions(
+        self,
+        request_id: str,
+        created_at: datetime,
+        model_name: str,
+        model_version: str,
+        items: list[tuple[dict[str, Any], float, str]],
+    ) -> None:
+        """Queue (model row, probability, risk level) items without blocking.
+
+        Beyond the buffer's bound, rows are dropped and counted (``dropped``), never blocking
+        a prediction.
+        """
+        with self._count_lock:
+            room = max(self.buffer_rows - self.backlog, 0)
+            if room < len(items):
+                self.dropped += len(items) - room
+                items = items[:room]
+            self._queued_rows += len(items)
+        if items:
+            self._chunks.append((request_id, created_at, model_name, model_version, items))
+        if self._queued_rows >= self.batch_rows:
+            self._wake.set()
+
+    def _stage_chunks(self) -> None:
+        while self._chunks:
+            request_id, created_at, model_name, model_version, items = self._chunks.popleft()
+            self._staged.extend(
+                log_row(
+                    row,
+                    request_id=request_id,
+                    row_index=index,
+                    created_at=created_at,
+                    model_name=model_name,
+                    model_version=model_version,
+                    probability=probability,
+                    risk_level=level,
+                )
+                for index, (row, probability, level) in enumerate(items)
+            )
+            with self._count_lock:
+                self._queued_rows -= len(items)
+
+    def start(self) -> None:
+        self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is pending (while the database answers), then stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _run(self) -> None:
+        delay, attempts_after_stop = self.flush_seconds, 0
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            ok = self._flush()
+            if self._stop.is_set():
+                attempts_after_stop += 1
+                if ok or attempts_after_stop >= SHUTDOWN_ATTEMPTS:
+                    if self.backlog:
+                        log.error("prediction log: %s rows unwritten at shutdown", self.backlog)
+                    return
+            delay = self.flush_seconds if ok else min(delay * 2, RETRY_MAX_SECONDS)
+
+    def _flush(self) -> bool:
+        """Insert pending rows in batches; False if the database failed (rows are kept)."""
+        assert self._engine is not None
+        self._stage_chunks()
+        try:
+            if not self._table_ready:
+                metadata.create_all(self._engine, checkfirst=True)
+                self._table_ready = True
+            while self._staged:
+                batch = self._staged[: self.batch_rows]
+                with self._engine.begin() as connection:
+                    connection.execute(prediction_log.insert(), batch)
+                del self._staged[: len(batch)]
+                self.written += len(batch)
+                self._stage_chunks()
+        except SQLAlchemyError as exc:
+            if self.database_up or self.last_error is None:
+                log.warning(
+                    "prediction log database unavailable, buffering: %s", type(exc).__name__
+                )
+            self.database_up = False
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            return False
+        if not self.database_up:
+            log.info("prediction log database reachable: %s", self._engine.url.render_as_string())
+        self.database_up, self.last_error = True, None
+        return True

@@ -1,0 +1,153 @@
+"""Predictions for one patient or a batch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from strokeops.serving.deps import (
+    Authenticated,
+    MetricsDep,
+    ModelDep,
+    PredictionLogDep,
+    SettingsDep,
+)
+from strokeops.serving.model_store import ServingModel
+from strokeops.serving.schemas import (
+    BatchPrediction,
+    BatchRequest,
+    BatchResponse,
+    Factor,
+    Patient,
+    Prediction,
+)
+
+router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Authenticated])
+
+TOP_FACTORS = 5
+patients_adapter = TypeAdapter(list[Patient])
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if given.isascii() and 0 < len(given) <= 64 else uuid.uuid4().hex
+
+
+def _factors(model: ServingModel, encoded: list[float]) -> list[Factor] | None:
+    contributions = model.scorer.contributions(encoded)
+    if contributions is None:
+        return None
+    ranked = sorted(contributions.items(), key=lambda item: abs(item[1]), reverse=True)
+    return [
+        Factor(feature=name, contribution=value, direction="raises" if value > 0 else "lowers")
+        for name, value in ranked[:TOP_FACTORS]
+        if value != 0.0
+    ]
+
+
+@router.post("/predict", response_model=Prediction, response_model_exclude_none=True)
+async def predict(
+    patient: Patient,
+    request: Request,
+    model: ModelDep,
+    prediction_log: PredictionLogDep,
+    metrics: MetricsDep,
+    explain: Annotated[bool, Query(description="Add the top factors for this patient.")] = False,
+) -> Prediction:
+    """Calibrated stroke probability and risk level for one patient."""
+    row = patient.model_row()
+    encoded = model.scorer.encode_one(row)
+    probability = model.scorer.probability_one(encoded)
+    level = model.risk_level(probability)
+    request_id = _request_id(request)
+    prediction_log.submit_predictions(
+        request_id, datetime.now(UTC), model.name, model.version, [(row, probability, level)]
+    )
+    metrics.predictions.labels(level, model.version).inc()
+    return Prediction(
+        request_id=request_id,
+        probability=probability,
+        risk_level=level,
+        decision_threshold=model.threshold,
+        flagged=probability >= model.threshold,
+        model_name=model.name,
+        model_version=model.version,
+        factors=_factors(model, encoded) if explain else None,
+    )
+
+
+def _parse_batch(body: bytes, limit: int) -> list[Patient]:
+    """Check the size before validating 10,000 rows; errors as FastAPI reports them."""
+    try:
+        payload: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"invalid JSON: {exc}"}]
+        ) from exc
+    patients = payload.get("patients") if isinstance(payload, dict) else None
+    if isinstance(patients, list) and len(patients) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"a batch holds at most {limit} patients; this one has {len(patients)}",
+        )
+    try:
+        return BatchRequest.model_validate(payload).patients
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError(
+            [error | {"loc": ("body", *error["loc"])} for error in errors]
+        ) from exc
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}
+            },
+        }
+    },
+    responses={413: {"description": "More patients than the batch limit."}},
+)
+async def predict_batch(
+    request: Request,
+    model: ModelDep,
+    settings: SettingsDep,
+    prediction_log: PredictionLogDep,
+    metrics: MetricsDep,
+) -> BatchResponse:
+    """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
+    single-patient endpoint does."""
+    patients = _parse_batch(await request.body(), settings.batch_limit)
+    rows = [p.model_row() for p in patients]
+    probabilities = model.scorer.probability(model.scorer.encode(rows)).tolist() if rows else []
+    levels = [model.risk_level(p) for p in probabilities]
+    request_id = _request_id(request)
+    prediction_log.submit_predictions(
+        request_id,
+        datetime.now(UTC),
+        model.name,
+        model.version,
+        list(zip(rows, probabilities, levels, strict=True)),
+    )
+    for level in set(levels):
+        metrics.predictions.labels(level, model.version).inc(levels.count(level))
+    return BatchResponse(
+        request_id=request_id,
+        model_name=model.name,
+        model_version=model.version,
+        decision_threshold=model.threshold,
+        predictions=[
+            BatchPrediction(probability=p, risk_level=level, flagged=p >= model.threshold)
+            for p, level in zip(probabilities, levels, strict=True)
+        ],
+    )
