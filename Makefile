@@ -2,7 +2,10 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-export STROKEOPS_DATA ?= data/healthcare-dataset-stroke-data.csv
+# the data file: STROKEOPS_DATA if set, else data/ in the checkout, else the copy that lies
+# beside the checkout on this project's machines
+DATA_FILE := healthcare-dataset-stroke-data.csv
+export STROKEOPS_DATA ?= $(firstword $(wildcard data/$(DATA_FILE) ../shared/data/$(DATA_FILE)) data/$(DATA_FILE))
 # one math thread per process: the pipeline parallelises across CV folds instead
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
@@ -10,7 +13,7 @@ export MKL_NUM_THREADS ?= 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run serve test lint format bench clean
+.PHONY: run serve test lint format bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +39,20 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# the page's browser test drives Debian's chromium (CI runs as root on Debian)
+chromium:
+	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: lint chromium
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/pipeline.py
+
+# our API vs `mlflow models serve` and a FastAPI floor, same client (wrk if installed, else httpx)
+.PHONY: bench-serve
+bench-serve: $(VENV)/.installed-dev
+	$(BIN)/python bench/serve.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -33,6 +33,8 @@ def settings(tmp_path: Path) -> Settings:
         tuning_trials=2,
         cv_repeats=1,
         bootstrap_samples=200,
+        min_rows=5,  # unit tests use small frames; the real limits are tested in test_cli
+        min_class_rows=2,
     )
 
 

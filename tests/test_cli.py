@@ -22,7 +22,7 @@ def _write(tmp_path: Path, content: bytes) -> Path:
 
 
 def _frame_bytes(change) -> bytes:
-    frame = generate_patients(300, seed=5).astype({"age": object, "work_type": object})
+    frame = generate_patients(1000, seed=5).astype({"age": object, "work_type": object})
     return to_csv_bytes(change(frame))
 
 
@@ -52,6 +52,20 @@ BAD_INPUTS = {
     "all one class": (
         _frame_bytes(lambda f: f.assign(stroke=0)),
         "the table broke the rule 'stroke has both classes'",
+    ),
+    "too few rows": (
+        _frame_bytes(lambda f: f.head(100)),
+        "the table broke the rule 'at least 500 rows'; "
+        "column 'stroke' broke the rule 'at least 25 rows of each class'",
+    ),
+    "bmi never measured": (
+        _frame_bytes(lambda f: f.assign(bmi=float("nan"))),
+        "column 'bmi' broke the rule 'at most 50% missing'",
+    ),
+    "JSON": (b'[{"id": 1, "age": 67}]', "the file looks like JSON, not a comma-separated CSV"),
+    "tab-separated": (
+        _frame_bytes(lambda f: f).replace(b",", b"\t"),
+        "the file looks tab-separated; a comma-separated CSV is expected",
     ),
 }
 
@@ -91,6 +105,12 @@ def test_missing_file_says_where_to_put_it(tmp_path: Path) -> None:
     assert _no_registered_model(tmp_path / "s")
 
 
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    result = _run({"STROKEOPS_DATA": str(tmp_path), "STROKEOPS_STATE_DIR": str(tmp_path / "s")})
+    assert result.exit_code == 1
+    assert f"the data source is a directory, not a file: {tmp_path}" in result.output
+
+
 def test_failed_validation_saves_its_report(tmp_path: Path) -> None:
     import json
 
@@ -125,8 +145,11 @@ def test_stage_subcommands_chain(tmp_path: Path, patients_csv: Path) -> None:
     assert ingested.exit_code == 0, ingested.output
     version = ingested.output.strip()
     assert len(version) == 64
-    validated = _run(env, "validate", version)
+    validated = _run(env, "validate", version[:12])  # the short form `run` prints
     assert validated.output.startswith("valid: 2000 rows")
+    escape = _run(env, "validate", "../../etc")
+    assert escape.exit_code == 1
+    assert "'../../etc' is not a data version" in escape.output
     split = _run(env, "split", version)
     assert "train 1600 rows" in split.output
     missing = _run(env, "train", "0" * 64)

@@ -46,7 +46,13 @@ def test_defaults_keep_all_state_under_dot_strokeops(tmp_path: Path) -> None:
         ("STROKEOPS_TARGET_RECALL", "0.9", "target_recall", 0.9),
         ("STROKEOPS_GATE_MAX_CV_BRIER", "0.04", "gate_max_cv_brier", 0.04),
         ("STROKEOPS_DRIFT_MAX_PREVALENCE_SHIFT", "0.05", "drift_max_prevalence_shift", 0.05),
-        ("STROKEOPS_MODEL_FAMILIES", '["random_forest"]', "model_families", ("random_forest",)),
+        ("STROKEOPS_MODEL_FAMILIES", "random_forest", "model_families", ("random_forest",)),
+        (
+            "STROKEOPS_MODEL_FAMILIES",
+            "logistic_regression, random_forest",
+            "model_families",
+            ("logistic_regression", "random_forest"),
+        ),
         ("STROKEOPS_BOOTSTRAP_SAMPLES", "250", "bootstrap_samples", 250),
     ],
 )

@@ -155,7 +155,7 @@ def test_missing_file_names_the_path_and_the_public_data_set(
 
 
 def test_a_folder_is_not_a_data_file(tmp_path: Path, lake: LocalLake) -> None:
-    with pytest.raises(DataSourceError, match=r"^data file not found: "):
+    with pytest.raises(DataSourceError, match=r"^the data source is a directory, not a file: "):
         ingest(str(tmp_path), lake)
 
 

@@ -248,7 +248,7 @@ def test_a_short_row_is_reported_as_missing_values(small: pd.DataFrame) -> None:
         ),
         pytest.param(
             b'{"id": 1, "age": 67, "stroke": 1}',
-            "the file has a header but no data rows",
+            "the file looks like JSON, not a comma-separated CSV",
             id="json-one-line",
         ),
         pytest.param(
@@ -270,9 +270,7 @@ def test_json_document_is_not_a_csv() -> None:
     data = b'[\n  {"id": 1, "age": 67},\n  {"id": 2, "age": 61}\n]\n'
     with pytest.raises(DataValidationError) as caught:
         validate_frame(parse_csv(data))
-    assert str(caught.value) == (
-        "the file is not a well-formed CSV: its rows have more fields than its header"
-    )
+    assert str(caught.value) == "the file looks like JSON, not a comma-separated CSV"
 
 
 # --- the validate stage --------------------------------------------------------------------

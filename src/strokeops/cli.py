@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -21,8 +22,8 @@ from strokeops.errors import DataValidationError, StrokeOpsError
 app = typer.Typer(
     help="Stroke-risk model pipeline: raw data to a gated champion.", no_args_is_help=True
 )
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 AcceptDrift = Annotated[
     bool,
@@ -33,6 +34,9 @@ AcceptDrift = Annotated[
 def _settings() -> Settings:
     try:
         return Settings()
+    except SettingsError as exc:
+        err_console.print(f"[bold red]error:[/] invalid configuration: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"STROKEOPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
@@ -66,7 +70,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 
 
 def _metric_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"champion metrics (model {summary['model']['name']})")
+    model = summary["model"]
+    table = Table(title=f"metrics of {model['name']} version {model['version']}")
     for column in ("metric", "training CV mean [95% of folds]", "holdout [95% bootstrap CI]"):
         table.add_column(column)
     cv, holdout, intervals = (

@@ -6,11 +6,11 @@ SQLite MLflow store, local artifacts and a folder data lake).
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_PATH = Path("data/healthcare-dataset-stroke-data.csv")
 MODEL_FAMILIES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
@@ -34,20 +34,30 @@ class Settings(BaseSettings):
     experiment_name: str = "stroke-risk"
     model_name: str = "stroke-risk"
 
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
     test_size: float = Field(default=0.2, gt=0.05, lt=0.5)
     cv_folds: int = Field(default=5, ge=2)
     cv_repeats: int = Field(default=3, ge=1, description="Repeats of the evaluation CV.")
     tuning_cv_folds: int = Field(default=3, ge=2, description="Folds inside Optuna trials.")
     tuning_cv_repeats: int = Field(default=1, ge=1, description="Repeats inside Optuna trials.")
     tuning_trials: int = Field(default=8, ge=1, description="Optuna trials per model family.")
-    model_families: tuple[str, ...] = MODEL_FAMILIES
+    model_families: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=MODEL_FAMILIES, description="Comma-separated model families to train."
+    )
     target_recall: float = Field(
         default=0.80, gt=0.0, lt=1.0, description="Clinical aim the decision threshold meets."
     )
     bootstrap_samples: int = Field(default=1000, ge=100)
+    min_rows: int = Field(default=500, ge=1, description="Fewer validated rows stop the run.")
+    min_class_rows: int = Field(
+        default=25, ge=1, description="Fewer rows of either target class stop the run."
+    )
+    max_missing_rate: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Largest share of missing bmi accepted."
+    )
 
     gate_min_cv_roc_auc: float = 0.80
+    gate_min_holdout_roc_auc: float = 0.75
     gate_max_cv_brier: float = 0.05
     gate_roc_auc_tolerance: float = Field(
         default=0.01, ge=0.0, description="How much worse than the champion a challenger may be."
@@ -80,6 +90,13 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
 
+    @field_validator("model_families", mode="before")
+    @classmethod
+    def _split_families(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
     @field_validator("model_families")
     @classmethod
     def _known_families(cls, families: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,33 +105,33 @@ class Settings(BaseSettings):
             raise ValueError(f"model_families must be a non-empty subset of {MODEL_FAMILIES}")
         return families
 
-    @cached_property
+    @property
     def lake_path(self) -> Path:
         return (self.lake_root or self.state_dir / "lake").resolve()
 
-    @cached_property
+    @property
     def mlflow_uri(self) -> str:
         if self.tracking_uri:
             return self.tracking_uri
         return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
 
-    @cached_property
+    @property
     def artifact_location(self) -> str:
         """Where a new experiment keeps artifacts when the tracking store is local."""
         return (self.state_dir / "mlartifacts").resolve().as_uri()
 
-    @cached_property
+    @property
     def api_key_list(self) -> tuple[str, ...]:
         if self.api_keys is None:
             return ()
         return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
 
-    @cached_property
+    @property
     def prediction_log_uri(self) -> str:
         if self.prediction_log_url:
             return self.prediction_log_url
         return f"sqlite:///{(self.state_dir / 'predictions.db').resolve()}"
 
-    @cached_property
+    @property
     def summary_path(self) -> Path:
         return (self.state_dir / "last-run.json").resolve()

@@ -153,6 +153,10 @@ def evaluate(parent_run_id: str, lake: Lake, settings: Settings) -> EvaluationRe
     """Evaluate the candidates of a training run on its held-out test set; record the winner."""
     client = connect(settings)
     parent = get_run(client, parent_run_id)
+    if parent.data.tags.get(TAG_ROLE) != "pipeline":
+        raise NotFoundError(
+            f"run {parent_run_id} is not a pipeline run (strokeops train prints one)"
+        )
     test_frame = read_frame(lake, parent.data.params["test_key"])
     X, y = feature_frame(test_frame), target(test_frame).to_numpy()
     groups = subgroup_masks(test_frame)

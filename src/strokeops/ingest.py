@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strokeops.errors import DataSourceError
+from strokeops.errors import DataSourceError, NotFoundError
 from strokeops.storage import Lake, write_json
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,24 @@ def manifest_key(data_version: str) -> str:
     return f"raw/{data_version}/manifest.json"
 
 
+def resolve_data_version(text: str, lake: Lake) -> str:
+    """The full data version from a full one or a unique prefix (as ``run`` prints it)."""
+    text = text.strip().lower()
+    if re.fullmatch(r"[0-9a-f]{64}", text):
+        return text
+    if not re.fullmatch(r"[0-9a-f]{6,63}", text):
+        raise NotFoundError(
+            f"{text!r} is not a data version: give its sha256 (64 hex characters) "
+            "or a unique prefix of at least 6"
+        )
+    matches = sorted({key.split("/")[1] for key in lake.list_keys("raw") if key.count("/") == 2})
+    matches = [version for version in matches if version.startswith(text)]
+    if len(matches) != 1:
+        found = "no" if not matches else f"{len(matches)}"
+        raise NotFoundError(f"{found} data versions in the lake start with {text!r}")
+    return matches[0]
+
+
 def read_source(source: str) -> bytes:
     """The bytes of a local file or an http(s) URL; a clear error when there are none."""
     if source.startswith(("http://", "https://")):
@@ -53,6 +72,8 @@ def read_source(source: str) -> bytes:
         raise DataSourceError(f"unsupported data source scheme {scheme!r} in {source}")
     else:
         path = Path(source)
+        if path.is_dir():
+            raise DataSourceError(f"the data source is a directory, not a file: {path.resolve()}")
         if not path.is_file():
             raise DataSourceError(
                 f"data file not found: {path.resolve()}. Put {PUBLIC_SOURCE} there, "

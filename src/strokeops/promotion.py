@@ -74,6 +74,13 @@ def gate_checks(
             "<= ceiling",
         ),
         GateCheck(
+            "holdout_roc_auc_floor",
+            challenger["holdout_roc_auc"],
+            settings.gate_min_holdout_roc_auc,
+            challenger["holdout_roc_auc"] >= settings.gate_min_holdout_roc_auc,
+            ">= floor",
+        ),
+        GateCheck(
             "holdout_calibration_gap",
             gap,
             settings.gate_max_calibration_gap,

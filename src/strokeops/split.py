@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from strokeops.errors import NotFoundError
+from strokeops.ingest import resolve_data_version
 from strokeops.schema import TARGET
 from strokeops.storage import Lake, read_frame, write_frame
 from strokeops.validation import validated_key
@@ -43,6 +44,7 @@ def split_frame(
 
 def split(data_version: str, lake: Lake, *, seed: int, test_size: float) -> SplitResult:
     """Split a validated data version; re-running with the same inputs rewrites the same files."""
+    data_version = resolve_data_version(data_version, lake)
     if not lake.exists(validated_key(data_version)):
         raise NotFoundError(
             f"data version {data_version} has not been validated; validate it first"
@@ -76,6 +78,7 @@ def load_split(result: SplitResult, lake: Lake) -> tuple[pd.DataFrame, pd.DataFr
 
 def find_split(data_version: str, lake: Lake, *, seed: int, test_size: float) -> SplitResult:
     """The saved split of a data version, for stages run one at a time."""
+    data_version = resolve_data_version(data_version, lake)
     prefix = split_prefix(data_version, seed, test_size)
     train_key, test_key = f"{prefix}/train.parquet", f"{prefix}/test.parquet"
     if not (lake.exists(train_key) and lake.exists(test_key)):

@@ -22,6 +22,7 @@ class Lake(Protocol):
     """What the stages need from storage."""
 
     def exists(self, key: str) -> bool: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def uri(self, key: str) -> str: ...
@@ -47,6 +48,18 @@ class LocalLake:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the files under a folder-like prefix, sorted."""
+        folder = self._path(prefix) if prefix.strip("/") else self.root.resolve()
+        if not folder.is_dir():
+            return []
+        root = self.root.resolve()
+        return sorted(
+            path.relative_to(root).as_posix()
+            for path in folder.rglob("*")
+            if path.is_file() and not path.name.startswith(".tmp-")
+        )
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -19,7 +19,7 @@ from pandera.errors import SchemaErrors
 
 from strokeops.config import Settings
 from strokeops.errors import DataDriftError, DataValidationError, NotFoundError
-from strokeops.ingest import raw_key
+from strokeops.ingest import raw_key, resolve_data_version
 from strokeops.profile import compare_profiles, compute_profile, findings_as_dicts
 from strokeops.schema import (
     BINARY,
@@ -61,20 +61,61 @@ def _both_classes(frame: pd.DataFrame) -> bool:
     return frame[TARGET].nunique() == 2 if TARGET in frame else True
 
 
-def build_schema() -> pa.DataFrameSchema:
+@dataclass(frozen=True)
+class Volume:
+    """How much data a model needs: rows, rows of each class, observed values."""
+
+    min_rows: int = 0
+    min_class_rows: int = 0
+    max_missing_rate: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Volume:
+        return cls(settings.min_rows, settings.min_class_rows, settings.max_missing_rate)
+
+
+def build_schema(volume: Volume = Volume()) -> pa.DataFrameSchema:
     """The data contract as a pandera schema; values are coerced from the CSV's strings."""
     columns: dict[str, pa.Column] = {ID: pa.Column(int, unique=True, coerce=True)}
     for name, allowed in CATEGORIES.items():
         columns[name] = pa.Column(str, pa.Check.isin(allowed))
-    for name in (*BINARY, TARGET):
+    for name in BINARY:
         columns[name] = pa.Column(int, pa.Check.isin([0, 1]), coerce=True)
+    columns[TARGET] = pa.Column(
+        int,
+        [
+            pa.Check.isin([0, 1]),
+            pa.Check(
+                lambda s: (
+                    s.value_counts().reindex([0, 1], fill_value=0).min() >= volume.min_class_rows
+                ),
+                name=f"at least {volume.min_class_rows} rows of each class",
+                element_wise=False,
+            ),
+        ],
+        coerce=True,
+    )
     for name, (low, high) in NUMERIC_RANGES.items():
-        columns[name] = pa.Column(
-            float, pa.Check.in_range(low, high), nullable=name in NULLABLE, coerce=True
-        )
+        checks = [pa.Check.in_range(low, high)]
+        if name in NULLABLE:
+            checks.append(
+                pa.Check(
+                    lambda s: s.isna().mean() <= volume.max_missing_rate,
+                    name=f"at most {volume.max_missing_rate:.0%} missing",
+                    element_wise=False,
+                )
+            )
+        columns[name] = pa.Column(float, checks, nullable=name in NULLABLE, coerce=True)
     return pa.DataFrameSchema(
         columns,
-        checks=[pa.Check(_both_classes, name=f"{TARGET} has both classes", element_wise=False)],
+        checks=[
+            pa.Check(_both_classes, name=f"{TARGET} has both classes", element_wise=False),
+            pa.Check(
+                lambda df: len(df) >= volume.min_rows,
+                name=f"at least {volume.min_rows} rows",
+                element_wise=False,
+            ),
+        ],
         strict=False,
     )
 
@@ -89,6 +130,11 @@ def parse_csv(data: bytes) -> pd.DataFrame:
         ) from exc
     if not text.strip():
         raise DataValidationError("the file has no CSV header or rows")
+    first_line = text.lstrip().split("\n", 1)[0]
+    if first_line.startswith(("{", "[")):
+        raise DataValidationError("the file looks like JSON, not a comma-separated CSV")
+    if "\t" in first_line and "," not in first_line:
+        raise DataValidationError("the file looks tab-separated; a comma-separated CSV is expected")
     try:
         with warnings.catch_warnings():
             # pandas only warns when every row is longer than the header: make it an error
@@ -168,6 +214,9 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
         if not error["column"]:
             parts.append(f"the table broke the rule {error['rule']!r}")
             continue
+        if all(e["line"] is None for e in error["examples"]):  # a rule about the whole column
+            parts.append(f"column {error['column']!r} broke the rule {error['rule']!r}")
+            continue
         shown = ", ".join(
             f"line {e['line']}: {e['value']!r}" if e["line"] else repr(e["value"])
             for e in error["examples"]
@@ -179,10 +228,10 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def validate_frame(raw_frame: pd.DataFrame) -> pd.DataFrame:
+def validate_frame(raw_frame: pd.DataFrame, volume: Volume = Volume()) -> pd.DataFrame:
     """The frame with contract types, or ``DataValidationError`` listing every broken rule."""
     try:
-        frame = build_schema().validate(raw_frame, lazy=True)
+        frame = build_schema(volume).validate(raw_frame, lazy=True)
     except SchemaErrors as exc:
         errors = _summarise_failures(exc.failure_cases)
         raise DataValidationError(
@@ -195,6 +244,7 @@ def validate(
     data_version: str, lake: Lake, settings: Settings, *, accept_drift: bool = False
 ) -> ValidationResult:
     """Validate a data version in the lake; save the report; stop on errors or large drift."""
+    data_version = resolve_data_version(data_version, lake)
     if not lake.exists(raw_key(data_version)):
         raise NotFoundError(f"no raw data for version {data_version} in the lake; ingest it first")
     report: dict[str, Any] = {
@@ -208,7 +258,7 @@ def validate(
     try:
         raw_frame = parse_csv(lake.read_bytes(raw_key(data_version)))
         report["extra_columns"] = sorted(set(raw_frame.columns) - set(COLUMNS))
-        frame = validate_frame(raw_frame)
+        frame = validate_frame(raw_frame, Volume.from_settings(settings))
     except DataValidationError as exc:
         report["errors"] = exc.report.get("errors") or [
             {"column": None, "rule": "parse", "n_failures": 1, "examples": [], "message": str(exc)}

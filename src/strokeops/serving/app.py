@@ -4,6 +4,7 @@ metrics and the routers."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,12 @@ from strokeops.serving.routes import admin, health, model, page, predict
 
 log = logging.getLogger(__name__)
 
+REGISTRY_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+
 
 def create_app(
     settings: Settings,
@@ -28,6 +35,9 @@ def create_app(
     prediction_log: PredictionLog | None = None,
 ) -> FastAPI:
     """A new app; the model loads and the log writer starts when the app starts."""
+    # a registry check must fail fast: the loaded model keeps serving meanwhile
+    for name, value in REGISTRY_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     store = model_store or ModelStore(settings)
     writer = prediction_log or PredictionLog(
         settings.prediction_log_uri,

@@ -49,7 +49,7 @@ SHUTDOWN_ATTEMPTS = 3
 
 
 def log_row(
-    row: dict[str, Any],
+    patient: dict[str, Any],
     *,
     request_id: str,
     row_index: int,
@@ -59,7 +59,7 @@ def log_row(
     probability: float,
     risk_level: str,
 ) -> dict[str, Any]:
-    """A table row from a model row (data set column names) and its prediction."""
+    """A table row from a validated patient (the API's field names) and its prediction."""
     return {
         "request_id": request_id,
         "row_index": row_index,
@@ -68,16 +68,16 @@ def log_row(
         "model_version": model_version,
         "probability": probability,
         "risk_level": risk_level,
-        "gender": row["gender"],
-        "age": row["age"],
-        "hypertension": row["hypertension"],
-        "heart_disease": row["heart_disease"],
-        "ever_married": row["ever_married"],
-        "work_type": row["work_type"],
-        "residence_type": row["Residence_type"],
-        "avg_glucose_level": row["avg_glucose_level"],
-        "bmi": row["bmi"],
-        "smoking_status": row["smoking_status"],
+        "gender": patient["gender"],
+        "age": patient["age"],
+        "hypertension": int(patient["hypertension"]),
+        "heart_disease": int(patient["heart_disease"]),
+        "ever_married": patient["ever_married"],
+        "work_type": patient["work_type"],
+        "residence_type": patient["residence_type"],
+        "avg_glucose_level": patient["avg_glucose_level"],
+        "bmi": patient.get("bmi"),
+        "smoking_status": patient["smoking_status"],
     }
 
 
@@ -119,7 +119,7 @@ class PredictionLog:
         model_version: str,
         items: list[tuple[dict[str, Any], float, str]],
     ) -> None:
-        """Queue (model row, probability, risk level) items without blocking.
+        """Queue (validated patient, probability, risk level) items without blocking.
 
         Beyond the buffer's bound, rows are dropped and counted (``dropped``), never blocking
         a prediction.
@@ -136,9 +136,10 @@ class PredictionLog:
             self._wake.set()
 
     def _stage_chunks(self) -> None:
+        """Expand queued chunks into table rows (writer thread only)."""
         while self._chunks:
             request_id, created_at, model_name, model_version, items = self._chunks.popleft()
-            self._staged.extend(
+            rows = [
                 log_row(
                     row,
                     request_id=request_id,
@@ -150,8 +151,10 @@ class PredictionLog:
                     risk_level=level,
                 )
                 for index, (row, probability, level) in enumerate(items)
-            )
+            ]
+            # move the rows from queued to staged in one step, so backlog never counts twice
             with self._count_lock:
+                self._staged.extend(rows)
                 self._queued_rows -= len(items)
 
     def start(self) -> None:
@@ -176,6 +179,8 @@ class PredictionLog:
             ok = self._flush()
             if self._stop.is_set():
                 attempts_after_stop += 1
+                if ok and self.backlog:
+                    continue  # rows arrived during the last flush: write them too
                 if ok or attempts_after_stop >= SHUTDOWN_ATTEMPTS:
                     if self.backlog:
                         log.error("prediction log: %s rows unwritten at shutdown", self.backlog)
@@ -194,7 +199,8 @@ class PredictionLog:
                 batch = self._staged[: self.batch_rows]
                 with self._engine.begin() as connection:
                     connection.execute(prediction_log.insert(), batch)
-                del self._staged[: len(batch)]
+                with self._count_lock:
+                    del self._staged[: len(batch)]
                 self.written += len(batch)
                 self._stage_chunks()
         except SQLAlchemyError as exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
@@ -20,18 +22,19 @@ from strokeops.serving.deps import (
 )
 from strokeops.serving.model_store import ServingModel
 from strokeops.serving.schemas import (
-    BatchPrediction,
+    FIELD_OF_FEATURE,
     BatchRequest,
     BatchResponse,
-    Factor,
     Patient,
     Prediction,
+    feature_columns,
+    model_row,
 )
 
 router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Authenticated])
 
 TOP_FACTORS = 5
-patients_adapter = TypeAdapter(list[Patient])
+batch_adapter = TypeAdapter(BatchRequest)
 
 
 def _request_id(request: Request) -> str:
@@ -39,16 +42,25 @@ def _request_id(request: Request) -> str:
     return given if given.isascii() and 0 < len(given) <= 64 else uuid.uuid4().hex
 
 
-def _factors(model: ServingModel, encoded: list[float]) -> list[Factor] | None:
-    contributions = model.scorer.contributions(encoded)
+def _factors(model: ServingModel, encoded: list[float]) -> list[dict[str, Any]] | None:
+    """The largest contributions (see ``Factor``), or None for a model that is not linear."""
+    contributions = model.scorer.contributions(np.asarray(encoded))
     if contributions is None:
         return None
     ranked = sorted(contributions.items(), key=lambda item: abs(item[1]), reverse=True)
     return [
-        Factor(feature=name, contribution=value, direction="raises" if value > 0 else "lowers")
+        {
+            "feature": FIELD_OF_FEATURE[name],
+            "contribution": value,
+            "direction": "raises" if value > 0 else "lowers",
+        }
         for name, value in ranked[:TOP_FACTORS]
         if value != 0.0
     ]
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.post("/predict", response_model=Prediction, response_model_exclude_none=True)
@@ -59,27 +71,28 @@ async def predict(
     prediction_log: PredictionLogDep,
     metrics: MetricsDep,
     explain: Annotated[bool, Query(description="Add the top factors for this patient.")] = False,
-) -> Prediction:
+) -> Response:
     """Calibrated stroke probability and risk level for one patient."""
-    row = patient.model_row()
-    encoded = model.scorer.encode_one(row)
+    encoded = model.scorer.encode_one(model_row(patient))
     probability = model.scorer.probability_one(encoded)
     level = model.risk_level(probability)
     request_id = _request_id(request)
     prediction_log.submit_predictions(
-        request_id, datetime.now(UTC), model.name, model.version, [(row, probability, level)]
+        request_id, datetime.now(UTC), model.name, model.version, [(patient, probability, level)]
     )
     metrics.predictions.labels(level, model.version).inc()
-    return Prediction(
-        request_id=request_id,
-        probability=probability,
-        risk_level=level,
-        decision_threshold=model.threshold,
-        flagged=probability >= model.threshold,
-        model_name=model.name,
-        model_version=model.version,
-        factors=_factors(model, encoded) if explain else None,
-    )
+    body = {
+        "request_id": request_id,
+        "probability": probability,
+        "risk_level": level,
+        "decision_threshold": model.threshold,
+        "flagged": probability >= model.threshold,
+        "model_name": model.name,
+        "model_version": model.version,
+    }
+    if explain:
+        body["factors"] = _factors(model, encoded)
+    return _json(body)
 
 
 def _parse_batch(body: bytes, limit: int) -> list[Patient]:
@@ -97,7 +110,7 @@ def _parse_batch(body: bytes, limit: int) -> list[Patient]:
             f"a batch holds at most {limit} patients; this one has {len(patients)}",
         )
     try:
-        return BatchRequest.model_validate(payload).patients
+        return batch_adapter.validate_python(payload)["patients"]
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False)
         raise RequestValidationError(
@@ -112,7 +125,22 @@ def _parse_batch(body: bytes, limit: int) -> list[Patient]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}
+                "application/json": {
+                    "schema": {
+                        "title": "BatchRequest",
+                        "type": "object",
+                        "properties": {
+                            "patients": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Patient"},
+                                "description": "Up to STROKEOPS_BATCH_LIMIT patients "
+                                "(default 10,000).",
+                            }
+                        },
+                        "required": ["patients"],
+                        "additionalProperties": False,
+                    }
+                }
             },
         }
     },
@@ -124,12 +152,16 @@ async def predict_batch(
     settings: SettingsDep,
     prediction_log: PredictionLogDep,
     metrics: MetricsDep,
-) -> BatchResponse:
+) -> Response:
     """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
     single-patient endpoint does."""
     patients = _parse_batch(await request.body(), settings.batch_limit)
-    rows = [p.model_row() for p in patients]
-    probabilities = model.scorer.probability(model.scorer.encode(rows)).tolist() if rows else []
+    scorer = model.scorer
+    probabilities = (
+        scorer.probability(scorer.encode_columns(feature_columns(patients), len(patients))).tolist()
+        if patients
+        else []
+    )
     levels = [model.risk_level(p) for p in probabilities]
     request_id = _request_id(request)
     prediction_log.submit_predictions(
@@ -137,17 +169,20 @@ async def predict_batch(
         datetime.now(UTC),
         model.name,
         model.version,
-        list(zip(rows, probabilities, levels, strict=True)),
+        list(zip(patients, probabilities, levels, strict=True)),
     )
-    for level in set(levels):
-        metrics.predictions.labels(level, model.version).inc(levels.count(level))
-    return BatchResponse(
-        request_id=request_id,
-        model_name=model.name,
-        model_version=model.version,
-        decision_threshold=model.threshold,
-        predictions=[
-            BatchPrediction(probability=p, risk_level=level, flagged=p >= model.threshold)
-            for p, level in zip(probabilities, levels, strict=True)
-        ],
+    for level, count in Counter(levels).items():
+        metrics.predictions.labels(level, model.version).inc(count)
+    threshold = model.threshold
+    return _json(
+        {
+            "request_id": request_id,
+            "model_name": model.name,
+            "model_version": model.version,
+            "decision_threshold": threshold,
+            "predictions": [
+                {"probability": p, "risk_level": level, "flagged": p >= threshold}
+                for p, level in zip(probabilities, levels, strict=True)
+            ],
+        }
     )
