@@ -14,6 +14,9 @@ its descendants (joblib's worker processes) every 20 ms; the process's own exact
 from ``VmHWM``, reset at each stage start. Worker RSS includes shared library pages, so the sum
 over processes slightly overstates the real footprint.
 
+Times assume the cores are ours: each run also reports the share of the machine's CPU that
+other processes took meanwhile (``/proc/stat`` minus the CPU time of our own process tree).
+
     make bench
     OMP_NUM_THREADS=1 .venv/bin/python bench/pipeline.py [--sizes 1,10,100] [--skip-real]
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,12 +49,21 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "healthcare-dataset-stroke
 REAL_ROWS = 5110  # rows of the real data set: the 1x of the scaling series
 TARGET_SECONDS = 60.0
 LINEAR_TOLERANCE = 1.2  # per-row cost ratio still counted as "about linear"
+LINEAR_NOTE = f"<= {LINEAR_TOLERANCE}: no worse than linear"
+CONTENTION_LIMIT = 0.10  # share of the CPU other processes may take before times are suspect
+MIN_SECONDS = 1.0  # below this at the largest size a stage's ratio is mostly timer noise
 SAMPLE_INTERVAL_S = 0.02
+MEMORY_NOTE = (
+    f"memory: RSS of the measuring process plus its joblib workers, sampled every "
+    f"{SAMPLE_INTERVAL_S * 1000:.0f} ms (the process's own peak exact, from VmHWM); "
+    "Δ = peak minus the RSS at the stage's start"
+)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "register", "promote")
 # one reduced configuration for every size of the scaling series (the default would take hours)
 SCALING_OVERRIDES: dict[str, Any] = {
     "tuning_trials": 2,
+    "cv_folds": 3,
     "cv_repeats": 1,
     "model_families": ("logistic_regression", "hist_gradient_boosting"),
     "bootstrap_samples": 200,
@@ -269,7 +282,7 @@ def run_stages(settings: Settings, recorder: StageRecorder) -> dict[str, Any]:
     with recorder.stage("evaluate"):
         evaluation = evaluate(training.parent_run_id, lake, settings)
     with recorder.stage("register"):
-        registered = register(training.parent_run_id, settings)
+        registered = register(training.parent_run_id, lake, settings)
     with recorder.stage("promote"):
         gate = promote(registered.version, lake, settings, pipeline_run_id=training.parent_run_id)
     decision = "promoted" if gate.promoted else "rejected"
@@ -301,6 +314,49 @@ def child_main(spec_path: Path) -> None:
 # --- driving the runs (parent process) ------------------------------------------------------
 
 
+class BenchError(RuntimeError):
+    """A measured run failed; the message holds the end of its stderr."""
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU time every process has used since boot, all cores (user, nice, system, irq)."""
+    first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, first_line.split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time of this process's finished children and their reaped descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuUse:
+    """Wall time of a span, and the CPU seconds our children and all other processes used."""
+
+    wall: float = 0.0
+    own: float = 0.0
+    other: float = 0.0
+
+    @property
+    def other_share(self) -> float:
+        """The share of the machine's CPU capacity that other processes took meanwhile."""
+        capacity = self.wall * (os.cpu_count() or 1)
+        return self.other / capacity if capacity else 0.0
+
+
+@contextmanager
+def cpu_use() -> Iterator[CpuUse]:
+    """Measure a span that runs (and waits for) one child process."""
+    use = CpuUse()
+    busy, own, started = _busy_cpu_seconds(), _children_cpu_seconds(), time.perf_counter()
+    yield use
+    use.wall = time.perf_counter() - started
+    use.own = _children_cpu_seconds() - own
+    use.other = max(0.0, _busy_cpu_seconds() - busy - use.own)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What one child run measured."""
@@ -308,7 +364,7 @@ class RunResult:
     label: str
     rows: int
     import_seconds: float
-    wall_seconds: float
+    cpu: CpuUse
     stages: list[StageStats]
     families: dict[str, float]
     settings: dict[str, Any]
@@ -317,6 +373,11 @@ class RunResult:
     @property
     def stage_seconds(self) -> float:
         return sum(s.seconds for s in self.stages)
+
+    @property
+    def size(self) -> str:
+        """The row count as a multiple of the real data set's."""
+        return f"{self.rows / REAL_ROWS:g}x"
 
     def seconds(self, name: str | None) -> float:
         """Wall time of a stage or of a model family in train; of all stages with ``None``."""
@@ -354,24 +415,23 @@ def run_child(label: str, data: Path, overrides: dict[str, Any], tmp: Path) -> R
         "result": str(tmp / "result.json"),
     }
     (tmp / "spec.json").write_text(json.dumps(spec))
-    started = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(tmp / "spec.json")],
-        cwd=tmp,
-        env=child_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
+    with cpu_use() as cpu:
+        process = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(tmp / "spec.json")],
+            cwd=tmp,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if process.returncode != 0:
-        raise RuntimeError(f"{label} failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+        raise BenchError(f"{label} failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
     result = json.loads((tmp / "result.json").read_text())
     return RunResult(
         label=label,
         rows=result["rows"],
         import_seconds=result["import_seconds"],
-        wall_seconds=wall,
+        cpu=cpu,
         stages=[StageStats(**s) for s in result["stages"]],
         families=result["families"],
         settings=result["settings"],
@@ -390,9 +450,12 @@ def measure(label: str, overrides: dict[str, Any], data: Path | int) -> RunResul
             write_generated(data, tmp / "patients.csv")
             data = tmp / "patients.csv"
         result = run_child(label, data, overrides, tmp)
+    cpu = result.cpu
     console.print(
-        f"{label}: {result.stage_seconds:.1f} s in stages, {result.wall_seconds:.1f} s "
-        f"with process start and imports; {result.outcome}"
+        f"{label}: {result.stage_seconds:.1f} s in stages, {cpu.wall:.1f} s with process start "
+        f"and imports; {result.outcome}; CPU {cpu.own:.0f} s ours, other processes took "
+        f"{cpu.other_share:.0%} of the machine meanwhile",
+        highlight=False,
     )
     return result
 
@@ -406,6 +469,10 @@ def describe_settings(settings: dict[str, Any]) -> str:
     )
 
 
+def print_config(series: str, result: RunResult) -> None:
+    console.print(f"config, {series}: {describe_settings(result.settings)}", highlight=False)
+
+
 def timed_names(result: RunResult) -> list[str]:
     """The stages, with train's model families right after train."""
     at = STAGES.index("train") + 1
@@ -417,12 +484,10 @@ def row_label(name: str, result: RunResult) -> str:
 
 
 def real_table(result: RunResult) -> Table:
-    table = Table(
-        title=f"real data, {result.rows:,} rows, default Settings()",
-        caption=describe_settings(result.settings),
-    )
-    for column in ("stage", "time s", "share", "peak RSS MiB", "Δ RSS MiB", "workers MiB"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    table = Table(title=f"real data, {result.rows:,} rows, default Settings()")
+    table.add_column("stage", no_wrap=True)
+    for column in ("time s", "share", "peak RSS MiB", "Δ RSS MiB", "workers MiB"):
+        table.add_column(column, justify="right")
     for name in timed_names(result):
         seconds = result.seconds(name)
         memory = ["", "", ""]
@@ -454,15 +519,12 @@ def _ratio_cell(ratio: float | None) -> str:
 
 def scaling_time_table(results: list[RunResult]) -> Table:
     base = results[0]
-    table = Table(
-        title=f"generated data: wall time s, and time per row relative to {base.rows:,} rows",
-        caption=f"reduced config at every size: {describe_settings(base.settings)}",
-    )
-    table.add_column("stage")
+    table = Table(title=f"generated data: wall time s, and time per row relative to {base.size}")
+    table.add_column("stage", no_wrap=True)
     for r in results:
-        table.add_column(f"{r.rows:,} rows", justify="right")
+        table.add_column(f"{r.size}\n{r.rows:,} rows", justify="right")
     for r in results[1:]:
-        table.add_column(f"per row ×{r.rows // base.rows}", justify="right")
+        table.add_column(f"per row\n{r.size}/{base.size}", justify="right")
     for name in (*timed_names(base), None):
         if name is None:
             table.add_section()
@@ -473,10 +535,10 @@ def scaling_time_table(results: list[RunResult]) -> Table:
 
 
 def scaling_memory_table(results: list[RunResult]) -> Table:
-    table = Table(title="generated data: peak RSS MiB (Δ over the stage's start), workers included")
-    table.add_column("stage")
+    table = Table(title="generated data: peak RSS MiB (Δ within the stage)")
+    table.add_column("stage", no_wrap=True)
     for r in results:
-        table.add_column(f"{r.rows:,} rows", justify="right")
+        table.add_column(f"{r.size}\n{r.rows:,} rows", justify="right")
     for name in STAGES:
         cells = [f"{r.stage(name).peak_mib:.0f} ({r.stage(name).delta_mib:+.0f})" for r in results]
         table.add_row(name, *cells)
@@ -494,19 +556,37 @@ def real_verdict(result: RunResult) -> str:
 
 
 def scaling_verdict(results: list[RunResult]) -> str:
+    """Stages whose per-row time grew beyond the tolerance (ignoring sub-second stages)."""
     base, top = results[0], results[-1]
-    ratios = {name: per_row_ratio(base, top, name) for name in STAGES}
+    ratios = {n: per_row_ratio(base, top, n) for n in STAGES if top.seconds(n) >= MIN_SECONDS}
     worse = [f"{n} {r:.2f}" for n, r in ratios.items() if r is not None and r > LINEAR_TOLERANCE]
-    head = f"scaling {base.rows:,} -> {top.rows:,} rows (reduced config): "
+    head = f"scaling {base.size} -> {top.size} (reduced config, stages >= {MIN_SECONDS:g} s): "
     if worse:
         return head + "faster than linear (time per row ratio): " + ", ".join(worse)
-    return head + f"every stage's time per row ratio <= {LINEAR_TOLERANCE}: linear or better"
+    return head + f"every time per row ratio {LINEAR_NOTE}"
+
+
+def contention_verdict(results: list[RunResult]) -> str:
+    """How much of the CPU other processes took during each run (the times assume none)."""
+    shares = ", ".join(f"{r.label} {r.cpu.other_share:.0%}" for r in results)
+    worst = max(r.cpu.other_share for r in results)
+    note = (
+        f": above {CONTENTION_LIMIT:.0%}, so those times are inflated"
+        if worst > CONTENTION_LIMIT
+        else ": a quiet machine"
+    )
+    return f"CPU taken by other processes during each run: {shares}{note}"
 
 
 def memory_verdict(results: list[RunResult]) -> str:
-    runs = [(s.peak_mib, s.stage, r.label) for r in results for s in r.stages]
-    peak, stage, label = max(runs)
-    return f"highest peak RSS: {peak:.0f} MiB in {stage} ({label})"
+    """The highest peak and the largest growth within one stage, over all runs."""
+    stages = [(s, r.label) for r in results for s in r.stages]
+    peak, peak_label = max(stages, key=lambda item: item[0].peak_mib)
+    grew, grew_label = max(stages, key=lambda item: item[0].delta_mib)
+    return (
+        f"highest peak RSS {peak.peak_mib:.0f} MiB ({peak.stage}, {peak_label}); "
+        f"largest growth in a stage {grew.delta_mib:+.0f} MiB ({grew.stage}, {grew_label})"
+    )
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -531,6 +611,24 @@ def real_data_path() -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+def report(real: RunResult | None, scaling: list[RunResult]) -> None:
+    """The tables, the configs and the verdict lines."""
+    if real:
+        console.print(real_table(real))
+        print_config("real data: default Settings()", real)
+    if scaling:
+        console.print(scaling_time_table(scaling), scaling_memory_table(scaling))
+        print_config("generated data, identical at every size", scaling[0])
+    runs = [r for r in (real, *scaling) if r]
+    if not runs:
+        return
+    console.print(MEMORY_NOTE, highlight=False)
+    lines = [real_verdict(real)] if real else []
+    lines += [scaling_verdict(scaling)] if len(scaling) > 1 else []
+    for line in [*lines, memory_verdict(runs), contention_verdict(runs)]:
+        console.print(line, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
@@ -538,32 +636,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name in THREAD_VARIABLES:  # before numpy is imported (data generation, children)
         os.environ.setdefault(name, "1")
-    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
-    data = real_data_path()
     if not console.is_terminal:
         console.width = max(console.width, 110)
+    data = real_data_path()
     if not args.skip_real and not data.is_file():
         console.print(f"[red]real data not found at {data}[/]; set STROKEOPS_DATA or --skip-real")
         return 2
+    sizes = [] if args.skip_scaling else sorted({int(s) for s in args.sizes.split(",") if s})
     console.print(
-        f"{os.cpu_count()} cores; {', '.join(f'{n}={os.environ[n]}' for n in THREAD_VARIABLES)}"
+        f"{os.cpu_count()} cores; " + ", ".join(f"{n}={os.environ[n]}" for n in THREAD_VARIABLES)
     )
     started = time.perf_counter()
-    real = None if args.skip_real else measure("real data", {}, data)
-    scaling = [
-        measure(f"generated {k}x", SCALING_OVERRIDES, REAL_ROWS * k)
-        for k in ([] if args.skip_scaling else sizes)
-    ]
-    if real:
-        console.print(real_table(real))
-    if scaling:
-        console.print(scaling_time_table(scaling), scaling_memory_table(scaling))
-    verdicts = ([real_verdict(real)] if real else []) + (
-        [scaling_verdict(scaling)] if len(scaling) > 1 else []
-    )
-    runs = [r for r in (real, *scaling) if r]
-    for line in [*verdicts, *([memory_verdict(runs)] if runs else [])]:
-        console.print(line, highlight=False)
+    try:
+        real = None if args.skip_real else measure("real data", {}, data)
+        scaling = [measure(f"generated {k}x", SCALING_OVERRIDES, REAL_ROWS * k) for k in sizes]
+    except BenchError as exc:
+        console.print(str(exc), style="red", highlight=False, markup=False)
+        return 1
+    report(real, scaling)
     console.print(f"bench took {time.perf_counter() - started:.0f} s", highlight=False)
     return 0
 

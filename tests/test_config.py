@@ -138,3 +138,61 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError, match="Instance is frozen"):
         settings.seed = 1  # type: ignore[misc]
+
+
+@pytest.mark.usefixtures("no_data_env")
+def test_the_lake_stays_local_unless_an_s3_uri_is_set() -> None:
+    settings = Settings()
+    assert settings.lake_uri is None
+    assert settings.s3_endpoint_url is None
+    assert settings.s3_region == "us-east-1"
+    assert settings.s3_access_key_id is None
+    assert settings.s3_secret_access_key is None
+
+
+def test_s3_lake_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STROKEOPS_LAKE_URI", "s3://stroke-lake/prod")
+    monkeypatch.setenv("STROKEOPS_S3_ENDPOINT_URL", "http://127.0.0.1:8333/")
+    monkeypatch.setenv("STROKEOPS_S3_REGION", "eu-central-1")
+    monkeypatch.setenv("STROKEOPS_S3_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("STROKEOPS_S3_SECRET_ACCESS_KEY", "s3cr3t")
+    settings = Settings()
+    assert settings.lake_uri == "s3://stroke-lake/prod"
+    assert settings.s3_endpoint_url == "http://127.0.0.1:8333"
+    assert settings.s3_region == "eu-central-1"
+    assert settings.s3_secret_access_key.get_secret_value() == "s3cr3t"
+    assert "s3cr3t" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"lake_uri": "file:///tmp/lake"}, "lake_uri", "is not an s3:// URI"),
+        ({"lake_uri": "s3:///prefix"}, "lake_uri", "does not name a valid S3 bucket"),
+        ({"lake_uri": "s3://Bad_Bucket/x"}, "lake_uri", "does not name a valid S3 bucket"),
+        (
+            {"lake_root": "/tmp/lake", "lake_uri": "s3://bucket/x"},
+            "lake_uri",
+            "set either lake_root (a local lake) or lake_uri (S3), not both",
+        ),
+        ({"s3_endpoint_url": "127.0.0.1:8333"}, "s3_endpoint_url", "is not an http(s) URL"),
+        (
+            {"s3_access_key_id": "AKID"},
+            "s3_secret_access_key",
+            "set s3_access_key_id and s3_secret_access_key together",
+        ),
+        (
+            {"s3_secret_access_key": "secret"},
+            "s3_secret_access_key",
+            "set s3_access_key_id and s3_secret_access_key together",
+        ),
+    ],
+)
+def test_invalid_s3_settings_are_rejected(
+    overrides: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**overrides)
+    (error,) = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert message in error["msg"]

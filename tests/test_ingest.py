@@ -1,4 +1,6 @@
-"""Ingest: raw bytes into the lake under their sha256, from a file or an http(s) URL."""
+"""Ingest: raw bytes into the lake under their sha256, from a file or an http(s) URL.
+
+s3:// sources are tested against a real S3 server in tests/stack/test_s3_lake.py."""
 
 from __future__ import annotations
 
@@ -145,7 +147,7 @@ def test_missing_file_names_the_path_and_the_public_data_set(
     expected = (
         f"data file not found: {missing.resolve()}. Put the public Stroke Prediction Dataset "
         "(Kaggle, fedesoriano/stroke-prediction-dataset, file healthcare-dataset-stroke-data.csv) "
-        "there, or point STROKEOPS_DATA at it (a path or an http(s) URL)."
+        "there, or point STROKEOPS_DATA at it (a path, an http(s) URL or s3://bucket/key)."
     )
     with pytest.raises(DataSourceError) as caught:
         ingest(str(missing), lake)
@@ -175,7 +177,7 @@ def test_empty_or_whitespace_file_is_refused(
     ("source", "scheme"),
     [
         ("ftp://example.org/stroke.csv", "ftp"),
-        ("s3://bucket/stroke.csv", "s3"),
+        ("gs://bucket/stroke.csv", "gs"),
         ("file:///tmp/stroke.csv", "file"),
     ],
 )

@@ -1,4 +1,5 @@
-"""The local lake: keys, atomic writes, and the json / parquet helpers."""
+"""The local lake: keys, atomic writes, the json / parquet helpers; what an S3 lake does
+without a server (tests/stack has the real S3 tests)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pandas as pd
 import pytest
 
 from strokeops.config import Settings
+from strokeops.errors import StorageError
 from strokeops.storage import (
     LocalLake,
+    S3Lake,
+    S3Options,
+    check_lake,
     open_lake,
     read_frame,
     read_json,
@@ -150,3 +155,53 @@ def test_frame_round_trip_drops_the_index(lake: LocalLake) -> None:
     assert back["id"].dtype == "int64"
     assert back["bmi"].dtype == "float64"
     assert lake.read_bytes("processed/v/f.parquet")[:4] == b"PAR1"
+
+
+def test_local_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    check_lake(lake)
+    assert [p for p in (tmp_path / "lake").rglob("*") if p.is_file()] == []
+
+
+def test_local_check_names_an_unusable_folder(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    lake = LocalLake(tmp_path / "file")  # a file where the lake folder should be
+    with pytest.raises(StorageError, match=f"^the local lake {re.escape(str(tmp_path))}/file is"):
+        check_lake(lake)
+
+
+def test_open_lake_makes_an_s3_lake_without_contacting_it(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        lake_uri="s3://stroke-lake/team/ops/",
+        s3_endpoint_url="http://127.0.0.1:9/",
+        s3_region="eu-west-1",
+        s3_access_key_id="AKID",
+        s3_secret_access_key="SECRET",
+    )
+    lake = open_lake(settings)
+    assert isinstance(lake, S3Lake)
+    assert (lake.bucket, lake.prefix, lake.endpoint) == (
+        "stroke-lake",
+        "team/ops",
+        "http://127.0.0.1:9",
+    )
+    assert lake._client is None  # created on first use only
+    assert lake.options == S3Options(
+        endpoint_url="http://127.0.0.1:9",
+        region="eu-west-1",
+        access_key_id="AKID",
+        secret_access_key="SECRET",
+    )
+    assert "SECRET" not in repr(lake.options)
+    assert lake.uri("raw/v1/data.csv") == "s3://stroke-lake/team/ops/raw/v1/data.csv"
+    assert S3Lake("b").uri("a/../reports/r.json") == "s3://b/reports/r.json"
+
+
+@pytest.mark.parametrize("key", ["../x", "../../etc/passwd", "/etc/passwd", "a/../../x", "", "."])
+def test_s3_keys_outside_the_lake_are_refused(key: str) -> None:
+    lake = S3Lake("bucket", "prefix", S3Options(endpoint_url="http://127.0.0.1:9"))
+    for operation in (lake.exists, lake.read_bytes, lake.uri, lambda k: lake.write_bytes(k, b"")):
+        with pytest.raises(ValueError, match=re.escape(f"lake key escapes the lake: {key!r}")):
+            operation(key)
+    assert lake._client is None

@@ -180,13 +180,15 @@ def serve(
 
 @app.command("ingest")
 def ingest_command(
-    source: Annotated[str | None, typer.Option(help="Path or URL; default STROKEOPS_DATA.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Path, http(s) or s3:// URL; default STROKEOPS_DATA.")
+    ] = None,
 ) -> None:
     """Copy the raw data into the lake under its content hash; print the data version."""
     from strokeops.ingest import ingest
-    from strokeops.storage import open_lake
+    from strokeops.storage import S3Options, open_lake
 
-    result = _stage(lambda s: ingest(source or s.data, open_lake(s)))
+    result = _stage(lambda s: ingest(source or s.data, open_lake(s), s3=S3Options.from_settings(s)))
     console.print(result.data_version)
 
 

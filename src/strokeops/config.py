@@ -1,19 +1,36 @@
 """One typed settings object, read from ``STROKEOPS_*`` environment variables.
 
 Every default is safe for local use: with nothing set, state lives under ``.strokeops/`` (a
-SQLite MLflow store, local artifacts and a folder data lake).
+SQLite MLflow store, local artifacts and a folder data lake). The lake moves to S3 only when
+``STROKEOPS_LAKE_URI=s3://bucket/prefix`` is set.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_PATH = Path("data/healthcare-dataset-stroke-data.csv")
 MODEL_FAMILIES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+# S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, a letter or digit at each end
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``; ValueError if malformed."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3":
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    if not BUCKET_NAME.fullmatch(parts.netloc):
+        raise ValueError(f"{uri!r} does not name a valid S3 bucket (s3://bucket/prefix)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{uri!r} has a query or fragment; give s3://bucket/prefix")
+    return parts.netloc, parts.path.strip("/")
 
 
 class Settings(BaseSettings):
@@ -23,13 +40,42 @@ class Settings(BaseSettings):
 
     data: str = Field(
         default=str(DEFAULT_DATA_PATH),
-        description="Raw data source: a local path or an http(s) URL.",
+        description="Raw data source: a local path, an http(s) URL or s3://bucket/key.",
     )
     state_dir: Path = Field(
         default=Path(".strokeops"),
         description="Folder for all local state: lake, MLflow store, run summaries.",
     )
-    lake_root: Path | None = Field(default=None, description="Local lake folder.")
+    lake_root: Path | None = Field(
+        default=None, description="Local lake folder (default: lake/ in the state dir)."
+    )
+    lake_uri: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix puts the lake on S3; unset keeps it in a local folder.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (e.g. http://127.0.0.1:8333); unset: boto3's "
+        "default (AWS_ENDPOINT_URL_S3, else AWS).",
+    )
+    s3_region: str = Field(default="us-east-1", min_length=1, description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 access key; unset: boto3's chain (AWS_ACCESS_KEY_ID, ...)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
+        description="S3 secret key; set together with s3_access_key_id.",
+    )
+    s3_connect_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds to wait for a connection to the S3 endpoint."
+    )
+    s3_read_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds to wait for S3 to answer on a connection."
+    )
+    s3_max_attempts: int = Field(
+        default=2, ge=1, le=10, description="Tries of one S3 request (the first one included)."
+    )
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI.")
     experiment_name: str = "stroke-risk"
     model_name: str = "stroke-risk"
@@ -104,6 +150,33 @@ class Settings(BaseSettings):
         if unknown or not families:
             raise ValueError(f"model_families must be a non-empty subset of {MODEL_FAMILIES}")
         return families
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _s3_lake_uri(cls, uri: str | None, info: ValidationInfo) -> str | None:
+        if uri is None or not uri.strip():
+            return None
+        parse_s3_uri(uri.strip())  # only S3 here; a local lake is STROKEOPS_LAKE_ROOT
+        if info.data.get("lake_root") is not None:
+            raise ValueError("set either lake_root (a local lake) or lake_uri (S3), not both")
+        return uri.strip()
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _http_endpoint(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url.strip().rstrip("/")
+
+    @field_validator("s3_secret_access_key")
+    @classmethod
+    def _both_keys(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if (info.data.get("s3_access_key_id") is None) != (secret is None):
+            raise ValueError("set s3_access_key_id and s3_secret_access_key together")
+        return secret
 
     @property
     def lake_path(self) -> Path:

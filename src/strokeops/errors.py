@@ -23,6 +23,14 @@ class DataDriftError(DataValidationError):
     """The data moved too far from the accepted reference profile."""
 
 
+class StorageError(StrokeOpsError):
+    """The data lake cannot be used: S3 unreachable, wrong credentials, no bucket, no access."""
+
+
+class LakeKeyNotFoundError(StorageError, FileNotFoundError):
+    """A key read from the lake is not there (a ``FileNotFoundError``, as for the local lake)."""
+
+
 class NotFoundError(StrokeOpsError):
     """A data version, run or model version that a stage needs does not exist."""
 

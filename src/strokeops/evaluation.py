@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 PRIMARY_METRIC = "roc_auc"
 AGE_BANDS = ((0.0, 45.0, "age <45"), (45.0, 65.0, "age 45-64"), (65.0, np.inf, "age 65+"))
 PERMUTATION_REPEATS = 3
+PERMUTATION_MAX_ROWS = 5000  # importance is stable well before that; keeps evaluate linear
 
 TAG_WINNER_RUN = "strokeops.winner_run_id"
 TAG_WINNER_FAMILY = "strokeops.winner_family"
@@ -131,7 +132,13 @@ def _log_plots(
     seed: int,
 ) -> dict[str, float]:
     importance = permutation_importance(
-        model, X, y, scoring="roc_auc", n_repeats=PERMUTATION_REPEATS, random_state=seed
+        model,
+        X,
+        y,
+        scoring="roc_auc",
+        n_repeats=PERMUTATION_REPEATS,
+        max_samples=min(len(X), PERMUTATION_MAX_ROWS),
+        random_state=seed,
     )
     importance_by_feature = pd.Series(importance.importances_mean, index=X.columns)
     figures = {

@@ -1,4 +1,8 @@
-"""Ingest: copy the raw file into the lake's raw zone, keyed by its sha256 (the data version)."""
+"""Ingest: copy the raw file into the lake's raw zone, keyed by its sha256 (the data version).
+
+Sources: a local path, an http(s) URL, or ``s3://bucket/key`` (read with the S3 endpoint,
+region and credentials of the settings, the same as an S3 lake's).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strokeops.errors import DataSourceError, NotFoundError
-from strokeops.storage import Lake, write_json
+from strokeops.errors import DataSourceError, LakeKeyNotFoundError, NotFoundError, StorageError
+from strokeops.storage import Lake, S3Lake, S3Options, read_s3_object, write_json
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +63,26 @@ def resolve_data_version(text: str, lake: Lake) -> str:
     return matches[0]
 
 
-def read_source(source: str) -> bytes:
-    """The bytes of a local file or an http(s) URL; a clear error when there are none."""
-    if source.startswith(("http://", "https://")):
+def _read_s3(source: str, s3: S3Options | None) -> bytes:
+    try:
+        return read_s3_object(source, s3)
+    except LakeKeyNotFoundError as exc:
+        raise DataSourceError(
+            f"data object not found: {exc}. Put {PUBLIC_SOURCE} there, "
+            "or point STROKEOPS_DATA at it."
+        ) from exc
+    except StorageError as exc:
+        raise DataSourceError(f"could not read the data from {source}: {exc}") from exc
+    except ValueError as exc:
+        raise DataSourceError(f"not a usable S3 data source: {exc}") from exc
+
+
+def read_source(source: str, s3: S3Options | None = None) -> bytes:
+    """The bytes of a local file, an http(s) URL or an ``s3://bucket/key`` object (reached
+    with ``s3``, else boto3's defaults); a clear error when there are none."""
+    if source.startswith("s3://"):
+        data = _read_s3(source, s3)
+    elif source.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(source, timeout=HTTP_TIMEOUT_SECONDS) as response:
                 data = response.read()
@@ -77,7 +98,7 @@ def read_source(source: str) -> bytes:
         if not path.is_file():
             raise DataSourceError(
                 f"data file not found: {path.resolve()}. Put {PUBLIC_SOURCE} there, "
-                "or point STROKEOPS_DATA at it (a path or an http(s) URL)."
+                "or point STROKEOPS_DATA at it (a path, an http(s) URL or s3://bucket/key)."
             )
         data = path.read_bytes()
     if not data.strip():
@@ -85,9 +106,14 @@ def read_source(source: str) -> bytes:
     return data
 
 
-def ingest(source: str, lake: Lake) -> IngestResult:
-    """Store the source's bytes under their hash; the same bytes twice make one data version."""
-    data = read_source(source)
+def ingest(source: str, lake: Lake, *, s3: S3Options | None = None) -> IngestResult:
+    """Store the source's bytes under their hash; the same bytes twice make one data version.
+
+    ``s3`` says how to reach an ``s3://`` source (``S3Options.from_settings``); by default
+    that of an S3 lake, else boto3's defaults."""
+    if s3 is None and isinstance(lake, S3Lake):
+        s3 = lake.options
+    data = read_source(source, s3)
     data_version = hashlib.sha256(data).hexdigest()
     key = raw_key(data_version)
     already_present = lake.exists(key)

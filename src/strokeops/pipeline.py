@@ -19,7 +19,7 @@ from strokeops.ingest import IngestResult, ingest
 from strokeops.promotion import GateDecision, promote
 from strokeops.registry import RegisteredVersion, aliases_of, register
 from strokeops.split import SplitResult, split
-from strokeops.storage import open_lake
+from strokeops.storage import S3Options, check_lake, open_lake
 from strokeops.tracking import connect
 from strokeops.training import TrainingResult, train
 from strokeops.validation import ValidationResult, validate
@@ -90,10 +90,14 @@ def run_pipeline(
     on_stage: Callable[[str], None] = lambda stage: None,
     on_candidate: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Every stage in order; a failing stage raises and nothing after it runs."""
+    """Every stage in order; a failing stage raises and nothing after it runs.
+
+    The lake is checked first (put, get and delete of a probe): a misconfigured or unreachable
+    S3 lake stops the run with a StorageError before any work."""
     lake = open_lake(settings)
+    check_lake(lake)
     on_stage("ingest")
-    ingested = ingest(settings.data, lake)
+    ingested = ingest(settings.data, lake, s3=S3Options.from_settings(settings))
     on_stage("validate")
     validation = validate(ingested.data_version, lake, settings, accept_drift=accept_drift)
     on_stage("split")
