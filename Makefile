@@ -13,7 +13,7 @@ export MKL_NUM_THREADS ?= 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: run serve test lint format bench clean chromium
+.PHONY: run serve test lint format bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# the page's browser test drives Debian's chromium (CI runs as root on Debian)
-chromium:
-	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+# system tools the tests use, from Debian (CI runs as root on Debian): the page's browser test
+# drives chromium; the container tests validate the Compose file with docker-compose
+system-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
 
-test: lint chromium
+test: lint system-deps
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-dev

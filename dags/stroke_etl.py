@@ -9,12 +9,12 @@ environment.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Param, dag, task
 
 from strokeops.config import Settings
+from strokeops.orchestration import TASK_DEFAULTS
 
 if TYPE_CHECKING:
     from airflow.sdk.types import DagRunProtocol, OutletEventAccessorsProtocol
@@ -37,12 +37,7 @@ def _settings(params: dict[str, Any], dag_run: DagRunProtocol) -> Settings:
     catchup=False,
     max_active_runs=1,
     tags=["strokeops"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,  # 30 s, then 60 s
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=TASK_DEFAULTS,
     params={
         "data": Param(
             Settings.model_fields["data"].default,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Param, dag, task
 
 from strokeops.config import Settings
+from strokeops.orchestration import TASK_DEFAULTS
 
 if TYPE_CHECKING:
     from airflow.sdk.execution_time.context import InletEventsAccessors
@@ -64,12 +64,7 @@ def _split_to_train(
     catchup=False,
     max_active_runs=1,
     tags=["strokeops"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,  # 30 s, then 60 s
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=TASK_DEFAULTS,
     params={
         "data_version": Param(
             None,

@@ -54,7 +54,8 @@ def test_parsing_does_no_work(parsed) -> None:
 
 
 def test_parsing_imports_only_the_settings(dags_folder: Path) -> None:
-    """In a fresh interpreter: parsing imports strokeops.config, no stage and no ML library."""
+    """In a fresh interpreter: parsing imports the settings and the task defaults, no stage and
+    no ML library."""
     code = (
         "import json, sys\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
@@ -70,7 +71,12 @@ def test_parsing_imports_only_the_settings(dags_folder: Path) -> None:
     assert report == {
         "errors": {},
         "dags": ["stroke_etl", "stroke_training"],
-        "modules": ["strokeops", "strokeops.config"],
+        "modules": [
+            "strokeops",
+            "strokeops.config",
+            "strokeops.errors",
+            "strokeops.orchestration",
+        ],
     }
 
 

@@ -23,6 +23,7 @@ from strokeops.ingest import ingest
 from strokeops.promotion import promote
 from strokeops.registry import register
 from strokeops.serving.app import create_app
+from strokeops.serving.schemas import EXAMPLE
 from strokeops.split import split
 from strokeops.storage import LocalLake
 from strokeops.synthetic import generate_patients, to_csv_bytes
@@ -30,18 +31,7 @@ from strokeops.tracking import connect
 from strokeops.training import train
 from strokeops.validation import validate
 
-PATIENT = {
-    "gender": "Male",
-    "age": 67,
-    "hypertension": 0,
-    "heart_disease": 1,
-    "ever_married": "Yes",
-    "work_type": "Private",
-    "residence_type": "Urban",
-    "avg_glucose_level": 228.69,
-    "bmi": 36.6,
-    "smoking_status": "formerly smoked",
-}
+PATIENT = EXAMPLE
 
 
 def _with(settings: Settings, **changes) -> Settings:
