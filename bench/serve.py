@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +89,8 @@ LOG_DRAIN_TIMEOUT_S = 60.0
 REST_BETWEEN_RUNS_S = 0.5
 CLIENT_TIMEOUT_S = 30.0
 US_PER_MS = 1000.0
+TABLE_WIDTH = 110
+SERVER_ORDER = ("ours", "mlflow", "floor")
 OTHERS_CPU_WARNING = 0.05  # share of the machine used by others that makes figures suspect
 
 
@@ -147,7 +149,7 @@ class Registry:
     state_dir: Path
     tracking_uri: str
     version: str
-    seconds: int
+    seconds: float
 
 
 def prepare_registry(data: str, state_dir: Path) -> Registry:
@@ -234,19 +236,27 @@ def launch(command: Sequence[str], env: dict[str, str], log_path: Path) -> subpr
         )
 
 
-def stop(server: Server) -> None:
-    """SIGTERM to the server's process group (its PID), SIGKILL if it does not exit in time."""
-    process = server.process
-    if process.poll() is not None:
-        return
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to our process group ``pgid``; False if none of it is left."""
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=STOP_TIMEOUT_S)
+        os.killpg(pgid, signum)
     except ProcessLookupError:
-        pass
+        return False
+    return True
+
+
+def stop(server: Server) -> None:
+    """SIGTERM to the server's process group (its PID), SIGKILL to whatever of it is left after
+    ``STOP_TIMEOUT_S`` (the leader and, for mlflow, its uvicorn child)."""
+    pgid = server.process.pid
+    signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    with suppress(subprocess.TimeoutExpired):
+        server.process.wait(timeout=STOP_TIMEOUT_S)
+    while signal_group(pgid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if signal_group(pgid, signal.SIGKILL):
+        server.process.wait(timeout=STOP_TIMEOUT_S)
 
 
 def start_ours(registry: Registry, api_key: str, workdir: Path) -> Server:
@@ -337,10 +347,11 @@ class LoadResult:
     server: str
     concurrency: int
     requests: int
-    seconds: int
+    seconds: float
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers, timeouts, connection errors
+    server_cpu_ms: float | None  # CPU time of the server's processes per request
     server_mean_ms: float | None = None  # ours only: from its /metrics histogram
 
     @property
@@ -450,7 +461,9 @@ def measure(
     """A short warm-up, then the measured run (and, for ours, the server's mean time)."""
     drive(server, concurrency, warmup, script=script)
     before = histogram(server.metrics_url, PREDICT_ROUTE) if server.metrics_url else None
+    cpu_before = group_cpu_seconds({server.process.pid})
     raw = drive(server, concurrency, seconds, script=script)
+    cpu_seconds = group_cpu_seconds({server.process.pid}) - cpu_before
     server_mean_ms = None
     if server.metrics_url and before:
         after = histogram(server.metrics_url, PREDICT_ROUTE)
@@ -465,6 +478,7 @@ def measure(
         p50_ms=raw["p50_us"] / US_PER_MS,
         p99_ms=raw["p99_us"] / US_PER_MS,
         errors=int(raw["errors"]),
+        server_cpu_ms=cpu_seconds * 1000 / raw["requests"] if raw["requests"] else None,
         server_mean_ms=server_mean_ms,
     )
 
@@ -545,6 +559,8 @@ def measure_batches(server: Server, data: str, *, rows: int, repeats: int) -> Ba
             after = histogram(server.metrics_url, BATCH_ROUTE)
             if response.status_code != 200:
                 raise RuntimeError(f"batch answered {response.status_code}: {response.text[:300]}")
+            if after[1] - before[1] != 1:
+                raise RuntimeError("another request reached the batch route while it was timed")
             if attempt == 0:
                 if len(response.json()["predictions"]) != rows:
                     raise RuntimeError("the batch answer does not hold one prediction per row")
@@ -578,8 +594,9 @@ def machine_busy_seconds() -> float:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
     except OSError:
         return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in fields)
+    # interrupt time is left out: the loopback traffic of the bench itself lands there
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def group_cpu_seconds(groups: set[int]) -> float:
@@ -625,19 +642,13 @@ def fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
 
 
 def print_load_table(results: list[LoadResult]) -> None:
+    results = sorted(results, key=lambda r: (SERVER_ORDER.index(r.server), r.concurrency))
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="one-row requests (same client for every server)")
-    for column in (
-        "server",
-        "conc.",
-        "requests/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "server mean ms*",
-    ):
+    columns = ("server", "conc.", "requests/s", "p50 ms", "p99 ms", "errors", "CPU ms/req")
+    for column in (*columns, "server mean ms*"):
         table.add_column(column, justify="left" if column == "server" else "right")
     for r in results:
         table.add_row(
@@ -647,9 +658,12 @@ def print_load_table(results: list[LoadResult]) -> None:
             f"{r.p50_ms:.2f}",
             f"{r.p99_ms:.2f}",
             str(r.errors),
+            fmt(r.server_cpu_ms, ".3f"),
             fmt(r.server_mean_ms, ".3f"),
         )
-    Console().print(table)
+    Console(width=TABLE_WIDTH).print(table)
+    print("CPU ms/req: CPU time of the server's processes (all threads) over the run / requests;")
+    print("  it is less sensitive than requests/s to other work on the machine")
     print("* ours: its /metrics histogram; under concurrency it includes waiting in the event loop")
 
 
@@ -666,7 +680,7 @@ def print_ratio_table(results: list[LoadResult], concurrencies: Sequence[int]) -
             fmt(ratio(find(results, "ours", c), find(results, "mlflow", c)), ".1f", "x"),
             fmt(ratio(find(results, "ours", c), find(results, "floor", c)), ".0%"),
         )
-    Console().print(table)
+    Console(width=TABLE_WIDTH).print(table)
 
 
 def spread(values: list[float]) -> str:
@@ -821,11 +835,14 @@ def print_header(args: argparse.Namespace, client: str, registry: Registry) -> N
 def run_load(
     servers: Sequence[Server], args: argparse.Namespace, workdir: Path, client: str
 ) -> list[LoadResult]:
+    """Concurrency by concurrency, every server in turn: the runs compared in a ratio are
+    close in time, so a burst of other work on the machine skews them less."""
+    scripts = {s.name: wrk_script(s, workdir) if client == "wrk" else None for s in servers}
     results: list[LoadResult] = []
-    for server in servers:
-        script = wrk_script(server, workdir) if client == "wrk" else None
-        for concurrency in args.concurrency:
+    for concurrency in args.concurrency:
+        for server in servers:
             print(f"  load: {server.name} at concurrency {concurrency} …", flush=True)
+            script = scripts[server.name]
             results.append(
                 measure(
                     server, concurrency, seconds=args.duration, warmup=args.warmup, script=script

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -261,3 +263,87 @@ def promote_command(version: str) -> None:
     decision = _stage(lambda s: promote(version, open_lake(s), s))
     console.print(_gate_table(decision.as_dict()))
     console.print(decision.reason, highlight=False)
+
+
+# --- the local stack -----------------------------------------------------------------------
+
+stack_app = typer.Typer(
+    help="The real stack on loopback: SeaweedFS S3, MLflow on PostgreSQL, optionally Airflow.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+Port = Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")]
+
+
+@stack_app.command("up")
+def stack_up(
+    with_airflow: Annotated[
+        bool, typer.Option("--with-airflow", help="Also run `airflow standalone`.")
+    ] = False,
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            envvar="STROKEOPS_STACK_POSTGRES_URL",
+            help="PostgreSQL server for MLflow, Airflow and the prediction log.",
+        ),
+    ] = "postgresql+psycopg2://postgres@127.0.0.1:5432",
+    database_prefix: Annotated[
+        str,
+        typer.Option(
+            envvar="STROKEOPS_STACK_DATABASE_PREFIX",
+            help="Databases <prefix>_mlflow, <prefix>_airflow and <prefix>_predictions.",
+        ),
+    ] = "strokeops",
+    s3_port: Port = 0,
+    mlflow_port: Port = 0,
+    airflow_port: Port = 0,
+    dags_folder: Annotated[
+        Path | None, typer.Option(help="Airflow's DAGs (default: dags/ of this checkout).")
+    ] = None,
+) -> None:
+    """Start the stack, wait until each service is healthy, write the env file."""
+    from strokeops.stack import Stack, StackConfig, default_dags_folder
+
+    settings = _settings()
+    config = StackConfig(
+        state_dir=settings.state_dir,
+        postgres_url=postgres_url,
+        database_prefix=database_prefix,
+        s3_port=s3_port,
+        mlflow_port=mlflow_port,
+        airflow_port=airflow_port,
+        with_airflow=with_airflow,
+        dags_folder=dags_folder or default_dags_folder(),
+    )
+    with _user_errors(), console.status("starting the stack"):
+        stack = Stack.plan(config).up()
+    for name, running in stack.running.items():
+        console.print(f"{name:8} {running.url}  (pid {running.pid}, log {running.log})")
+    if with_airflow:
+        console.print(f"Airflow admin password: {stack.airflow.password_file}", soft_wrap=True)
+    console.print(f"env file: {config.env_file}", soft_wrap=True)
+    console.print(f"point strokeops at it: set -a; . {config.env_file}; set +a", soft_wrap=True)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services `stack up` started (and nothing else)."""
+    from strokeops.stack import down
+
+    settings = _settings()
+    with _user_errors():
+        stopped = down(settings.state_dir)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "no stack was running")
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Print the stack's STROKEOPS_* variables as `export` lines (for eval)."""
+    from strokeops.stack import StackConfig, read_env
+
+    settings = _settings()
+    with _user_errors():
+        env = read_env(StackConfig(state_dir=settings.state_dir).env_file)
+    for name, value in env.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")

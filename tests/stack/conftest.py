@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,25 +22,13 @@ from typing import Any
 
 import pytest
 
+from strokeops.stack import WEED_PORT_FLAGS, free_ports, s3_identity_config, weed_command
 from strokeops.storage import S3Lake, S3Options
 
 BUCKET = "strokeops-stack"
 REGION = "us-east-1"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-# every listening port of `weed mini`; left to their defaults, two runs would collide
-PORT_FLAGS = (
-    "s3.port",
-    "s3.port.grpc",
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
 
 
 @dataclass(frozen=True)
@@ -82,20 +69,6 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports free right now on 127.0.0.1, all different (held open together, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def stop_process(process: subprocess.Popen) -> None:
     """Terminate by PID, then kill if it has not exited in time."""
     if process.poll() is None:
@@ -132,31 +105,10 @@ def start_seaweed(folder: Path, *, bucket: str = BUCKET) -> Iterator[tuple[S3Ser
     bucket; yield the server and its process; stop it by its PID afterwards."""
     folder.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = f"AK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
-    config = {
-        "identities": [
-            {
-                "name": "strokeops-tests",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
+    config = s3_identity_config(access_key, secret_key, name="strokeops-tests")
     (folder / "s3.json").write_text(json.dumps(config))
-    ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
-    command = [
-        str(weed_binary()),
-        "mini",
-        f"-dir={folder / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.config={folder / 's3.json'}",
-        "-webdav=false",
-        "-admin.ui=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-    ]
+    ports = dict(zip(WEED_PORT_FLAGS, free_ports(len(WEED_PORT_FLAGS)), strict=True))
+    command = weed_command(weed_binary(), folder / "data", folder / "s3.json", ports)
     (folder / "data").mkdir(exist_ok=True)
     log = folder / "weed.log"
     with log.open("wb") as log_file:

@@ -87,6 +87,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_keys = settings.api_key_list  # parsed once, read on every request
     app.state.model_store = store
     app.state.prediction_log = writer
     app.state.metrics = metrics

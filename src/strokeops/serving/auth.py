@@ -20,7 +20,7 @@ def key_is_valid(given: str | None, keys: tuple[str, ...]) -> bool:
 
 
 def require_api_key(request: Request, api_key: str | None) -> None:
-    keys: tuple[str, ...] = request.app.state.settings.api_key_list
+    keys: tuple[str, ...] = request.app.state.api_keys
     if keys and not key_is_valid(api_key, keys):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

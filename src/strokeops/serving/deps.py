@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -12,16 +13,19 @@ from strokeops.serving.metrics import ApiMetrics
 from strokeops.serving.model_store import ModelStore, ServingModel
 from strokeops.serving.prediction_log import PredictionLog
 
+# every dependency is async: a plain `def` would be run in FastAPI's thread pool, a thread
+# round trip per dependency per request, which halved throughput in bench/serve.py
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> ModelStore:
+async def get_store(request: Request) -> ModelStore:
     return request.app.state.model_store
 
 
-def get_model(request: Request) -> ServingModel:
+async def get_model(request: Request) -> ServingModel:
     """The model answering this request: read once, so a swap cannot split a request."""
     model = request.app.state.model_store.current
     if model is None:
@@ -29,15 +33,29 @@ def get_model(request: Request) -> ServingModel:
     return model
 
 
-def get_prediction_log(request: Request) -> PredictionLog:
+async def get_prediction_log(request: Request) -> PredictionLog:
     return request.app.state.prediction_log
 
 
-def get_metrics(request: Request) -> ApiMetrics:
+async def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
-def authenticate(
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """What a prediction needs, gathered by one dependency (each one costs per request)."""
+
+    model: ServingModel
+    prediction_log: PredictionLog
+    metrics: ApiMetrics
+
+
+async def get_scoring(request: Request) -> Scoring:
+    state = request.app.state
+    return Scoring(await get_model(request), state.prediction_log, state.metrics)
+
+
+async def authenticate(
     request: Request, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> None:
     require_api_key(request, api_key)
@@ -48,4 +66,5 @@ StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+ScoringDep = Annotated[Scoring, Depends(get_scoring)]
 Authenticated = Depends(authenticate)

@@ -16,6 +16,7 @@ class ApiMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple, object] = {}
         self.requests = Counter(
             "strokeops_http_requests",
             "HTTP requests by route template, method and status.",
@@ -41,6 +42,21 @@ class ApiMetrics:
             ["model_name"],
             registry=self.registry,
         )
+
+    def count_predictions(self, risk_level: str, model_version: str, count: int = 1) -> None:
+        self._child(self.predictions, risk_level, model_version).inc(count)
+
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        self._child(self.latency, route).observe(seconds)
+        self._child(self.requests, route, method, status).inc()
+
+    def _child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, cached: the lookup costs more than the update."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def gauge_function(self, name: str, documentation: str, function: Callable[[], float]) -> None:
         """A gauge read when scraped (buffer backlog, registry reachability …)."""
@@ -71,5 +87,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.observe_request(
+                route, scope["method"], str(status), time.perf_counter() - started
+            )

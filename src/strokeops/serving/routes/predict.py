@@ -13,13 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from strokeops.serving.deps import (
-    Authenticated,
-    MetricsDep,
-    ModelDep,
-    PredictionLogDep,
-    SettingsDep,
-)
+from strokeops.serving.deps import Authenticated, ScoringDep, SettingsDep
 from strokeops.serving.model_store import ServingModel
 from strokeops.serving.schemas import (
     FIELD_OF_FEATURE,
@@ -67,20 +61,19 @@ def _json(body: dict[str, Any]) -> Response:
 async def predict(
     patient: Patient,
     request: Request,
-    model: ModelDep,
-    prediction_log: PredictionLogDep,
-    metrics: MetricsDep,
+    scoring: ScoringDep,
     explain: Annotated[bool, Query(description="Add the top factors for this patient.")] = False,
 ) -> Response:
     """Calibrated stroke probability and risk level for one patient."""
+    model = scoring.model
     encoded = model.scorer.encode_one(model_row(patient))
     probability = model.scorer.probability_one(encoded)
     level = model.risk_level(probability)
     request_id = _request_id(request)
-    prediction_log.submit_predictions(
+    scoring.prediction_log.submit_predictions(
         request_id, datetime.now(UTC), model.name, model.version, [(patient, probability, level)]
     )
-    metrics.predictions.labels(level, model.version).inc()
+    scoring.metrics.count_predictions(level, model.version)
     body = {
         "request_id": request_id,
         "probability": probability,
@@ -146,15 +139,10 @@ def _parse_batch(body: bytes, limit: int) -> list[Patient]:
     },
     responses={413: {"description": "More patients than the batch limit."}},
 )
-async def predict_batch(
-    request: Request,
-    model: ModelDep,
-    settings: SettingsDep,
-    prediction_log: PredictionLogDep,
-    metrics: MetricsDep,
-) -> Response:
+async def predict_batch(request: Request, scoring: ScoringDep, settings: SettingsDep) -> Response:
     """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
     single-patient endpoint does."""
+    model = scoring.model
     patients = _parse_batch(await request.body(), settings.batch_limit)
     scorer = model.scorer
     probabilities = (
@@ -164,7 +152,7 @@ async def predict_batch(
     )
     levels = [model.risk_level(p) for p in probabilities]
     request_id = _request_id(request)
-    prediction_log.submit_predictions(
+    scoring.prediction_log.submit_predictions(
         request_id,
         datetime.now(UTC),
         model.name,
@@ -172,7 +160,7 @@ async def predict_batch(
         list(zip(patients, probabilities, levels, strict=True)),
     )
     for level, count in Counter(levels).items():
-        metrics.predictions.labels(level, model.version).inc(count)
+        scoring.metrics.count_predictions(level, model.version, count)
     threshold = model.threshold
     return _json(
         {
