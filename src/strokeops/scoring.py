@@ -43,6 +43,10 @@ class Scorer:
         self._medians = self.medians.tolist()
         self._mean, self._scale = self.scale_mean.tolist(), self.scale_scale.tolist()
         self.categories: dict[str, list[str]] = encoding["categorical"]
+        self._category_index = {
+            name: {category: i for i, category in enumerate(categories)}
+            for name, categories in self.categories.items()
+        }
         self.binary: list[str] = encoding["binary"]
         self.feature_names: list[str] = spec["feature_names"]
         self.source_features: list[str] = spec["source_features"]
@@ -113,11 +117,13 @@ class Scorer:
         scaled = np.hstack([imputed, missing[:, self.indicators].astype(float)])
         scaled = (scaled - self.scale_mean) / self.scale_scale
         parts = [scaled]
-        for name, categories in self.categories.items():
-            values = np.asarray(columns[name], dtype=object)
-            parts.append(
-                (values[:, None] == np.asarray(categories, dtype=object)[None, :]).astype(float)
-            )
+        for name, index in self._category_index.items():
+            # one dict lookup per value; an unknown category is all zeros, as in OneHotEncoder
+            codes = np.fromiter((index.get(v, -1) for v in columns[name]), np.intp, n_rows)
+            onehot = np.zeros((n_rows, len(index)))
+            known = np.flatnonzero(codes >= 0)
+            onehot[known, codes[known]] = 1.0
+            parts.append(onehot)
         parts.append(
             np.column_stack([np.asarray(columns[name], dtype=float) for name in self.binary])
         )
