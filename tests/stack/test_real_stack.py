@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 from strokeops.cli import app
 from strokeops.config import Settings
 from strokeops.serving.app import REGISTRY_CLIENT_DEFAULTS, create_app
+from strokeops.serving.schemas import EXAMPLE
 from strokeops.stack import (
     DEFAULT_POSTGRES_URL,
     Stack,
@@ -54,18 +55,7 @@ FAST_SETTINGS = {
 }
 MODEL = "stroke-risk"
 SPLIT = "split-seed42-test0.2"
-PATIENT = {
-    "gender": "Male",
-    "age": 67,
-    "hypertension": 0,
-    "heart_disease": 1,
-    "ever_married": "Yes",
-    "work_type": "Private",
-    "residence_type": "Urban",
-    "avg_glucose_level": 228.69,
-    "bmi": 36.6,
-    "smoking_status": "formerly smoked",
-}
+PATIENT = EXAMPLE
 
 
 @dataclass(frozen=True)
