@@ -176,6 +176,17 @@ def test_invalid_input_is_422_naming_the_field(client, change, field, error_type
     assert [(e["loc"], e["type"]) for e in errors] == [(["body", field], error_type)]
 
 
+def test_huge_invalid_values_are_not_echoed_back(client) -> None:
+    response = client.post("/v1/predict", json=PATIENT | {"gender": "x" * 100_000})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "gender"]
+    assert error["input"] == "x" * 100 + "… (100000 characters)"
+    unknown = client.post("/v1/predict", json=PATIENT | {"y" * 5000: 1})
+    assert unknown.json()["detail"][0]["loc"] == ["body", "y" * 100 + "… (5000 characters)"]
+    assert len(unknown.content) < 2000
+
+
 def test_missing_required_field_is_named(client) -> None:
     patient = {k: v for k, v in PATIENT.items() if k != "smoking_status"}
     errors = client.post("/v1/predict", json=patient).json()["detail"]
