@@ -10,14 +10,17 @@ One run does everything, in a temporary folder that is removed at the end:
    the same version; (c) the floor: a FastAPI app that validates the same body with
    ``strokeops.serving.schemas.Patient`` and returns a constant (this script, ``--floor-server``);
 3. drives each with the same client (``wrk`` if installed, else an asyncio httpx client) at a few
-   concurrencies with one-row requests, then sends 10,000-row batches to our
-   ``/v1/predict/batch`` and reads the server's own time from its ``/metrics`` histogram;
+   concurrencies with one-row requests, in rounds of every server in turn (ratios are taken
+   between runs close in time; each round's ratio is printed to show the spread), then sends
+   10,000-row batches to our ``/v1/predict/batch`` and reads the server's own time from its
+   ``/metrics`` histogram;
 4. prints the figures and a verdict against ``TARGETS``, whether they are met or not.
 
 Every server is stopped by its process id at the end, also on Ctrl-C.
 
     make bench-serve
-    .venv/bin/python bench/serve.py [--duration 6] [--concurrency 1,16,64] [--skip-mlflow]
+    .venv/bin/python bench/serve.py [--duration 4] [--rounds 3] [--concurrency 1,16,64]
+                                    [--skip-mlflow]
 """
 
 from __future__ import annotations
@@ -353,6 +356,7 @@ class LoadResult:
     errors: int  # non-2xx answers, timeouts, connection errors
     server_cpu_ms: float | None  # CPU time of the server's processes per request
     server_mean_ms: float | None = None  # ours only: from its /metrics histogram
+    round: int = 0
 
     @property
     def rps(self) -> float:
@@ -457,9 +461,11 @@ def measure(
     seconds: int,
     warmup: int,
     script: Path | None,
+    round_index: int = 0,
 ) -> LoadResult:
     """A short warm-up, then the measured run (and, for ours, the server's mean time)."""
-    drive(server, concurrency, warmup, script=script)
+    if warmup:
+        drive(server, concurrency, warmup, script=script)
     before = histogram(server.metrics_url, PREDICT_ROUTE) if server.metrics_url else None
     cpu_before = group_cpu_seconds({server.process.pid})
     raw = drive(server, concurrency, seconds, script=script)
@@ -480,7 +486,52 @@ def measure(
         errors=int(raw["errors"]),
         server_cpu_ms=cpu_seconds * 1000 / raw["requests"] if raw["requests"] else None,
         server_mean_ms=server_mean_ms,
+        round=round_index,
     )
+
+
+def merge_rounds(runs: Sequence[LoadResult]) -> LoadResult:
+    """One server's rounds at one concurrency as one result: requests/s over all rounds,
+    the median round's p50 and p99, CPU and server time weighted by requests."""
+    requests = sum(r.requests for r in runs)
+
+    def weighted(values: list[tuple[float | None, int]]) -> float | None:
+        if any(v is None for v, _ in values) or not requests:
+            return None
+        return sum(v * n for v, n in values if v is not None) / requests
+
+    return LoadResult(
+        server=runs[0].server,
+        concurrency=runs[0].concurrency,
+        requests=requests,
+        seconds=sum(r.seconds for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        errors=sum(r.errors for r in runs),
+        server_cpu_ms=weighted([(r.server_cpu_ms, r.requests) for r in runs]),
+        server_mean_ms=weighted([(r.server_mean_ms, r.requests) for r in runs]),
+        round=-1,
+    )
+
+
+def merged(runs: Sequence[LoadResult]) -> list[LoadResult]:
+    groups: dict[tuple[str, int], list[LoadResult]] = {}
+    for run in runs:
+        groups.setdefault((run.server, run.concurrency), []).append(run)
+    return [merge_rounds(group) for group in groups.values()]
+
+
+def round_ratios(runs: Sequence[LoadResult], concurrency: int, other: str) -> list[float]:
+    """ours / other requests/s in each round (the runs of a round are close in time)."""
+    by_round: dict[int, dict[str, LoadResult]] = {}
+    for run in runs:
+        if run.concurrency == concurrency:
+            by_round.setdefault(run.round, {})[run.server] = run
+    return [
+        pair["ours"].rps / pair[other].rps
+        for _, pair in sorted(by_round.items())
+        if "ours" in pair and other in pair and pair[other].rps
+    ]
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -667,18 +718,21 @@ def print_load_table(results: list[LoadResult]) -> None:
     print("* ours: its /metrics histogram; under concurrency it includes waiting in the event loop")
 
 
-def print_ratio_table(results: list[LoadResult], concurrencies: Sequence[int]) -> None:
+def print_ratio_table(
+    results: list[LoadResult], runs: list[LoadResult], concurrencies: Sequence[int]
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="throughput ratios (requests/s)")
-    for column in ("conc.", "ours / mlflow", "ours / floor"):
+    table = Table(title="throughput ratios (requests/s; all rounds, then each round)")
+    for column in ("conc.", "ours / mlflow", "ours / floor", "ours / floor by round"):
         table.add_column(column, justify="right")
     for c in concurrencies:
         table.add_row(
             str(c),
             fmt(ratio(find(results, "ours", c), find(results, "mlflow", c)), ".1f", "x"),
             fmt(ratio(find(results, "ours", c), find(results, "floor", c)), ".0%"),
+            " ".join(f"{r:.0%}" for r in round_ratios(runs, c, "floor")) or "n/a",
         )
     Console(width=TABLE_WIDTH).print(table)
 
@@ -778,7 +832,8 @@ def parse_concurrency(text: str) -> list[int]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=6, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=3, help="measured runs per server and level")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run")
     parser.add_argument("--concurrency", type=parse_concurrency, default=[1, 16, 64])
     parser.add_argument("--skip-mlflow", action="store_true", help="do not start mlflow's server")
@@ -835,20 +890,26 @@ def print_header(args: argparse.Namespace, client: str, registry: Registry) -> N
 def run_load(
     servers: Sequence[Server], args: argparse.Namespace, workdir: Path, client: str
 ) -> list[LoadResult]:
-    """Concurrency by concurrency, every server in turn: the runs compared in a ratio are
-    close in time, so a burst of other work on the machine skews them less."""
+    """Concurrency by concurrency, in rounds of every server in turn: the runs compared in a
+    ratio are close in time, and a burst of other work on the machine (this is a shared
+    virtual machine) lands in one round of each server rather than in one server's run."""
     scripts = {s.name: wrk_script(s, workdir) if client == "wrk" else None for s in servers}
-    results: list[LoadResult] = []
+    runs: list[LoadResult] = []
     for concurrency in args.concurrency:
-        for server in servers:
-            print(f"  load: {server.name} at concurrency {concurrency} …", flush=True)
-            script = scripts[server.name]
-            results.append(
-                measure(
-                    server, concurrency, seconds=args.duration, warmup=args.warmup, script=script
+        print(f"  load at concurrency {concurrency}: {args.rounds} rounds …", flush=True)
+        for round_index in range(args.rounds):
+            for server in servers:
+                runs.append(
+                    measure(
+                        server,
+                        concurrency,
+                        seconds=args.duration,
+                        warmup=args.warmup if round_index == 0 else 0,
+                        script=scripts[server.name],
+                        round_index=round_index,
+                    )
                 )
-            )
-    return results
+    return runs
 
 
 def print_cpu_share(share: CpuShare) -> None:
@@ -891,7 +952,8 @@ def run_bench(args: argparse.Namespace) -> None:
         servers = start_servers(registry, workdir, stack, skip_mlflow=args.skip_mlflow)
         ours = servers[0]
         cpu_before, load_started = cpu_sample(servers), time.perf_counter()
-        results = run_load(servers, args, workdir, client)
+        runs = run_load(servers, args, workdir, client)
+        results = merged(runs)
         batch = (
             measure_batches(ours, args.data, rows=args.batch_rows, repeats=args.batch_repeats)
             if args.batch_repeats > 0
@@ -901,7 +963,7 @@ def run_bench(args: argparse.Namespace) -> None:
         log_status = prediction_log_status(ours)
         print()
         print_load_table(results)
-        print_ratio_table(results, args.concurrency)
+        print_ratio_table(results, runs, args.concurrency)
         if batch:
             print_batch(batch)
         print(f"\nour prediction log after the load: {json.dumps(log_status)}")

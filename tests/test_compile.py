@@ -16,6 +16,7 @@ from strokeops.compile import (
 )
 from strokeops.features import feature_frame, target
 from strokeops.models import build_pipeline
+from strokeops.scoring import Scorer
 from strokeops.synthetic import generate_patients
 
 LINEAR_PARAMS = {"C": 0.5, "class_weight": "balanced"}
@@ -58,6 +59,8 @@ def test_single_row_path_equals_the_batch_path(linear, patients) -> None:
     batch = scorer.probability(scorer.encode(rows))
     single = np.array([scorer.probability_one(scorer.encode_one(row)) for row in rows])
     np.testing.assert_allclose(single, batch, rtol=0, atol=1e-15)
+    folded = np.array([scorer.probability_of(row) for row in rows])  # what /v1/predict uses
+    np.testing.assert_allclose(folded, batch, rtol=0, atol=1e-14)
     frame = feature_frame(patients.head(200))
     frame.loc[0, "bmi"] = np.nan
     frame.loc[1, "work_type"] = "Astronaut"
@@ -100,6 +103,30 @@ def test_a_compiled_form_that_disagrees_is_refused(linear, patients) -> None:
         match=r"differs from the Pipeline by .* on 2000 rows; it may not serve",
     ):
         verify(tampered, model, patients)
+
+
+def test_a_single_row_path_that_disagrees_is_refused(linear, patients, monkeypatch) -> None:
+    model, spec = linear
+    exact = Scorer.probability_of
+    monkeypatch.setattr(Scorer, "probability_of", lambda self, row: exact(self, row) + 1e-5)
+    with pytest.raises(
+        CompiledModelMismatchError, match=r"the single-row path differs from the Pipeline by 1e-05"
+    ):
+        verify(spec, model, patients)
+
+
+def test_an_estimator_single_row_encoding_that_disagrees_is_refused(
+    train_frame, patients, monkeypatch
+) -> None:
+    model = build_pipeline("hist_gradient_boosting", BOOSTING_PARAMS, seed=0, threshold=0.1)
+    model.fit(feature_frame(train_frame), target(train_frame))
+    spec = compile_pipeline(model, train_frame)
+    exact = Scorer.encode_one
+    monkeypatch.setattr(Scorer, "encode_one", lambda self, row: [*exact(self, row)[:-1], 0.5])
+    with pytest.raises(
+        CompiledModelMismatchError, match=r"the single-row encoding differs from the Pipeline"
+    ):
+        verify(spec, model, patients)
 
 
 def test_unknown_spec_format_is_refused(linear) -> None:

@@ -110,15 +110,30 @@ def scorer_for(spec: dict[str, Any], model: Pipeline | None = None) -> Scorer:
 
 
 def verify(spec: dict[str, Any], model: Pipeline, frame: pd.DataFrame) -> float:
-    """Max |compiled - Pipeline| probability over ``frame``; raises beyond the tolerance."""
+    """Max |compiled - Pipeline| probability over ``frame``, for both serving paths (batch
+    and single row); raises beyond the tolerance."""
     features = feature_frame(frame)
     scorer = scorer_for(spec, model)
-    compiled = scorer.probability(scorer.encode_columns(features, len(features)))
+    encoded = scorer.encode_columns(features, len(features))
     expected = model.predict_proba(features)[:, 1]
-    max_diff = float(np.max(np.abs(compiled - expected)))
+    rows = features.astype(object).where(features.notna(), None).to_dict("records")
+    diffs = {"compiled model": float(np.max(np.abs(scorer.probability(encoded) - expected)))}
+    if scorer.kind == ESTIMATOR:
+        # the single-row path feeds the same estimator one encoded row at a time (calling it
+        # row by row here would take seconds): its encoding must equal the batch encoding
+        single_encoded = np.array([scorer.encode_one(row) for row in rows])
+        diffs["single-row encoding"] = float(np.max(np.abs(single_encoded - encoded)))
+    else:
+        single = np.array([scorer.probability_of(row) for row in rows])
+        diffs["single-row path"] = float(np.max(np.abs(single - expected)))
+    for what, diff in diffs.items():
+        _check(diff, what, frame)
+    return max(diffs.values())
+
+
+def _check(max_diff: float, what: str, frame: pd.DataFrame) -> None:
     if not max_diff <= VERIFY_TOLERANCE:
         raise CompiledModelMismatchError(
-            f"the compiled model differs from the Pipeline by {max_diff:.3g} "
+            f"the {what} differs from the Pipeline by {max_diff:.3g} "
             f"(tolerance {VERIFY_TOLERANCE:g}) on {len(frame)} rows; it may not serve"
         )
-    return max_diff

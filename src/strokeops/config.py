@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     model_alias: str = "champion"
     model_poll_seconds: float = Field(default=30.0, gt=0)
     batch_limit: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body to /v1 (a 10,000-patient batch is about 2.5 MB).",
+    )
     log_buffer_rows: int = Field(default=200_000, ge=1)
     log_batch_rows: int = Field(default=2_000, ge=1)
     log_flush_seconds: float = Field(default=0.5, gt=0)

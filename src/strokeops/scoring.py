@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,27 @@ import numpy as np
 SPEC_FORMAT = 1
 LINEAR = "calibrated_linear"
 ESTIMATOR = "estimator"
+
+
+class _Codes(dict[Any, int]):
+    """Category -> one-hot position; -1 for a category not seen in training (no insertion,
+    unlike a defaultdict: requests must not grow it)."""
+
+    def __missing__(self, key: Any) -> int:
+        return -1
+
+
+@dataclass(frozen=True, slots=True)
+class _FoldedMember:
+    """A calibrated linear member in the raw values' terms (see ``Scorer._fold``)."""
+
+    base: float
+    numeric: list[float]
+    indicators: list[float]
+    categories: list[tuple[str, dict[str, float]]]
+    binary: list[tuple[str, float]]
+    a: float
+    b: float
 
 
 class Scorer:
@@ -44,7 +66,7 @@ class Scorer:
         self._mean, self._scale = self.scale_mean.tolist(), self.scale_scale.tolist()
         self.categories: dict[str, list[str]] = encoding["categorical"]
         self._category_index = {
-            name: {category: i for i, category in enumerate(categories)}
+            name: _Codes((category, i) for i, category in enumerate(categories))
             for name, categories in self.categories.items()
         }
         self.binary: list[str] = encoding["binary"]
@@ -66,12 +88,61 @@ class Scorer:
             self.cal_a = np.array([m["a"] for m in members])
             self.cal_b = np.array([m["b"] for m in members])
             self._members = [(m["coef"], m["intercept"], m["a"], m["b"]) for m in members]
+            self._folded = [self._fold(m["coef"], m["intercept"], m["a"], m["b"]) for m in members]
         elif self.kind == ESTIMATOR:
             if estimator_proba is None:
                 raise ValueError("an 'estimator' compiled model needs its fitted estimator")
             self._estimator_proba = estimator_proba
         else:
             raise ValueError(f"unknown compiled model kind {self.kind!r}")
+
+    def _fold(self, coef: list[float], intercept: float, a: float, b: float) -> _FoldedMember:
+        """One calibrated member with its encoding folded into per-value weights.
+
+        Scaling moves into the numeric weights and the intercept, and each one-hot block
+        becomes a table from category to its coefficient, so that scoring a row needs no
+        encoded vector at all (see ``probability_of``).
+        """
+        n_numeric, n_scaled = len(self.numeric), len(self.numeric) + len(self.indicators)
+        scaled = [c / s for c, s in zip(coef[:n_scaled], self._scale, strict=True)]
+        base = intercept - sum(w * m for w, m in zip(scaled, self._mean, strict=True))
+        tables: list[tuple[str, dict[str, float]]] = []
+        position = n_scaled
+        for name, categories in self.categories.items():
+            weights = coef[position : position + len(categories)]
+            tables.append((name, dict(zip(categories, weights, strict=True))))
+            position += len(categories)
+        binary = list(zip(self.binary, coef[position:], strict=True))
+        return _FoldedMember(base, scaled[:n_numeric], scaled[n_numeric:], tables, binary, a, b)
+
+    def probability_of(self, row: Mapping[str, Any]) -> float:
+        """P(stroke) for one patient keyed by the data set's column names: the single-request
+        path. For a linear model, a few lookups and multiply-adds per member (the same sums as
+        ``probability(encode(...))`` in another order, equal to about 1e-15)."""
+        if self.kind != LINEAR:
+            return self.probability_one(self.encode_one(row))
+        filled: list[float] = []
+        missing: list[bool] = []
+        for name, median in zip(self.numeric, self._medians, strict=True):
+            value = row.get(name)
+            is_missing = value is None or value != value  # NaN != NaN
+            missing.append(is_missing)
+            filled.append(median if is_missing else float(value))
+        flags = [missing[i] for i in self.indicators]
+        total = 0.0
+        for member in self._folded:
+            decision = member.base
+            for weight, value in zip(member.numeric, filled, strict=True):
+                decision += weight * value
+            for weight, flag in zip(member.indicators, flags, strict=True):
+                if flag:
+                    decision += weight
+            for name, table in member.categories:
+                decision += table.get(row.get(name), 0.0)  # unknown: all zeros, as one-hot
+            for name, weight in member.binary:
+                decision += weight * float(row[name])
+            total += 1.0 / (1.0 + math.exp(member.a * decision + member.b))
+        return total / len(self._folded)
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The preprocessed matrix for rows keyed by the data set's column names."""
@@ -109,9 +180,7 @@ class Scorer:
         """The preprocessed matrix from column sequences (a dict of lists, or a DataFrame)."""
         numeric = np.empty((n_rows, len(self.numeric)))
         for j, name in enumerate(self.numeric):
-            numeric[:, j] = np.asarray(
-                [np.nan if v is None else v for v in columns[name]], dtype=float
-            )
+            numeric[:, j] = np.asarray(columns[name], dtype=float)  # None becomes NaN
         missing = np.isnan(numeric)
         imputed = np.where(missing, self.medians, numeric)
         scaled = np.hstack([imputed, missing[:, self.indicators].astype(float)])
@@ -119,7 +188,7 @@ class Scorer:
         parts = [scaled]
         for name, index in self._category_index.items():
             # one dict lookup per value; an unknown category is all zeros, as in OneHotEncoder
-            codes = np.fromiter((index.get(v, -1) for v in columns[name]), np.intp, n_rows)
+            codes = np.fromiter(map(index.__getitem__, columns[name]), np.intp, n_rows)
             onehot = np.zeros((n_rows, len(index)))
             known = np.flatnonzero(codes >= 0)
             onehot[known, codes[known]] = 1.0

@@ -152,6 +152,35 @@ def test_explain_returns_top_factors(client) -> None:
     assert "age" in {f["feature"] for f in factors}
 
 
+@pytest.mark.parametrize(("value", "has_factors"), [("1", True), ("yes", True), ("false", False)])
+def test_explain_accepts_the_usual_spellings_of_a_flag(client, value, has_factors) -> None:
+    response = client.post(f"/v1/predict?explain={value}", json=PATIENT)
+    assert response.status_code == 200
+    assert ("factors" in response.json()) is has_factors
+
+
+def test_a_bad_explain_flag_is_422_naming_it(client) -> None:
+    response = client.post("/v1/predict?explain=perhaps", json=PATIENT)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"], error["input"]) == (
+        ["query", "explain"],
+        "bool_parsing",
+        "perhaps",
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/predict/batch"])
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'"text"'])
+def test_a_body_that_is_not_a_json_object_is_422(client, path, body) -> None:
+    headers = {"Content-Type": "application/json"}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert error["type"] in {"json_invalid", "dict_type"}
+
+
 @pytest.mark.parametrize(
     ("change", "field", "error_type"),
     [
@@ -274,8 +303,122 @@ def test_api_keys(registry, caplog: pytest.LogCaptureFixture) -> None:
         assert api.post("/v1/admin/reload").status_code == 401
         for open_path in ("/health/live", "/health/ready", "/metrics", "/docs", "/"):
             assert api.get(open_path).status_code == 200, open_path
+        # the key is checked before the body: no key, a broken body → still 401, not 422
+        garbage = api.post("/v1/predict", content=b"{not json", headers={"X-API-Key": "nope"})
+        assert garbage.status_code == 401
+        assert garbage.headers["www-authenticate"] == "APIKey"
+        # rejected requests are counted under their route, not as unmatched
+        metrics = api.get("/metrics").text
+        assert 'method="POST",route="/v1/predict",status="401"} 3.0' in metrics
+        assert 'route="/v1/admin/reload",status="401"} 1.0' in metrics
     assert "first-key" not in caplog.text
     assert "second-key" not in caplog.text
+
+
+def test_openapi_declares_the_api_key_on_v1_only(client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "One of STROKEOPS_API_KEYS (not required when none is configured).",
+    }
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            secured = operation.get("security") == [{"APIKeyHeader": []}]
+            assert secured is path.startswith("/v1/"), (method, path)
+            assert ("401" in operation["responses"]) is secured, (method, path)
+    predict = schema["paths"]["/v1/predict"]["post"]
+    assert [p["name"] for p in predict["parameters"]] == ["explain"]
+
+
+def test_request_ids_are_unique_when_the_client_sends_none(client) -> None:
+    ids = {client.post("/v1/predict", json=PATIENT).json()["request_id"] for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    too_long = client.post("/v1/predict", json=PATIENT, headers={"X-Request-ID": "x" * 65})
+    assert too_long.json()["request_id"] != "x" * 65
+
+
+def test_head_on_the_page_and_health(client) -> None:
+    for path in ("/", "/health/live", "/health/ready"):
+        response = client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_body_that_is_not_json_is_415(client, content_type) -> None:
+    import json
+
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        response = client.post(
+            path, content=json.dumps(PATIENT), headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 415, path
+        assert response.json() == {
+            "detail": f"Content-Type must be application/json; {content_type!r}"
+        }
+
+
+def test_a_body_without_content_type_is_415(client) -> None:
+    import json
+
+    response = client.post("/v1/predict", content=json.dumps(PATIENT))
+    assert "content-type" not in response.request.headers
+    assert response.status_code == 415
+    assert response.json() == {"detail": "Content-Type must be application/json; none was sent"}
+    # a POST without a body needs no Content-Type
+    assert client.post("/v1/admin/reload").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/merge-patch+json"],
+)
+def test_json_media_types_are_accepted(client, content_type) -> None:
+    import json
+
+    headers = {"Content-Type": content_type}
+    response = client.post("/v1/predict", content=json.dumps(PATIENT), headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_a_body_over_the_size_limit_is_413_before_it_is_read(registry) -> None:
+    settings, _ = registry
+    with TestClient(create_app(_with(settings, max_body_bytes=2048))) as small:
+        big = {"patients": [PATIENT] * 20}  # about 5 kB
+        response = small.post("/v1/predict/batch", json=big)
+        assert response.status_code == 413
+        size = int(response.request.headers["content-length"])
+        assert response.json() == {
+            "detail": f"request body too large: {size} bytes; the limit is 2048 bytes "
+            "(STROKEOPS_MAX_BODY_BYTES)"
+        }
+
+        def chunks():  # no Content-Length: the limit holds while the body streams in
+            for _ in range(10):
+                yield b" " * 1000
+
+        json_type = {"Content-Type": "application/json"}
+        streamed = small.post("/v1/predict", content=chunks(), headers=json_type)
+        assert "content-length" not in streamed.request.headers
+        assert streamed.status_code == 413
+        assert streamed.json()["detail"].endswith("limit is 2048 bytes (STROKEOPS_MAX_BODY_BYTES)")
+
+        def small_chunks():  # a chunked body under the limit is read as usual
+            import json
+
+            body = json.dumps(PATIENT).encode()
+            yield body[:50]
+            yield body[50:]
+
+        chunked = small.post("/v1/predict", content=small_chunks(), headers=json_type)
+        assert chunked.status_code == 200, chunked.text
+        assert small.post("/v1/predict", json=PATIENT).status_code == 200
 
 
 def test_open_api_logs_that_it_is_open(registry, caplog: pytest.LogCaptureFixture) -> None:
@@ -379,3 +522,41 @@ def test_registry_down_keeps_serving(registry, tmp_path: Path) -> None:
         assert ready["registry"]["error"]
         assert api.post("/v1/predict", json=PATIENT).json()["model_version"] == champion
         assert "strokeops_registry_reachable 0.0" in api.get("/metrics").text
+
+
+def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit() -> None:
+    """The TestClient sends a streamed body in one piece; drive the middleware directly."""
+    import asyncio
+
+    from strokeops.serving.limits import RequestLimitsMiddleware
+
+    inner_called = False
+
+    async def inner(scope, receive, send) -> None:
+        nonlocal inner_called
+        inner_called = True
+
+    received, sent = 0, []
+
+    async def receive():
+        nonlocal received
+        received += 1
+        return {"type": "http.request", "body": b" " * 1000, "more_body": received < 10}
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/predict",
+        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+    }
+    asyncio.run(RequestLimitsMiddleware(inner, max_body_bytes=2048)(scope, receive, send))
+    assert received == 3  # 3,000 bytes read, 7,000 never
+    assert not inner_called
+    assert sent[0]["status"] == 413
+    assert sent[1]["body"] == (
+        b'{"detail":"request body too large: 3000 bytes; the limit is 2048 bytes '
+        b'(STROKEOPS_MAX_BODY_BYTES)"}'
+    )

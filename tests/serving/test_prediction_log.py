@@ -20,6 +20,8 @@ from strokeops.serving.prediction_log import PredictionLog, prediction_log
 from .conftest import PostgresServer, _free_port
 
 MODEL_NAME = "stroke-risk"
+# a client's X-Request-ID may hold what CSV (PostgreSQL's COPY path) must quote
+AWKWARD_ID = 'req-"b", \\N;'
 CREATED = datetime(2024, 5, 17, 9, 30, 15, 123000, tzinfo=UTC)
 FLUSH_SECONDS = 0.05
 GENDERS = ("Male", "Female", "Other")
@@ -151,12 +153,12 @@ def test_rows_land_in_sqlite_and_the_table_is_created_idempotently(tmp_path) -> 
     # a second writer on the same database: the DDL step finds the table and keeps its rows
     again = _writer(url)
     again.start()
-    again.submit_predictions("req-b", CREATED, MODEL_NAME, "4", second)
+    again.submit_predictions(AWKWARD_ID, CREATED, MODEL_NAME, "4", second)
     _wait_for(lambda: again.backlog == 0, 5, "the second writer to drain")
     again.stop()
     assert (again.written, again.dropped) == (3, 0)
 
-    _assert_rows_exact(url, _expected("req-a", "3", first) + _expected("req-b", "4", second))
+    _assert_rows_exact(url, _expected("req-a", "3", first) + _expected(AWKWARD_ID, "4", second))
     assert _counts(url) == (7, 7)
 
 
@@ -166,7 +168,7 @@ def test_rows_land_in_postgres(postgres_url: str) -> None:
     writer = _writer(postgres_url)
     writer.start()
     writer.submit_predictions("req-a", CREATED, MODEL_NAME, "7", first)
-    writer.submit_predictions("req-b", CREATED, MODEL_NAME, "7", second)
+    writer.submit_predictions(AWKWARD_ID, CREATED, MODEL_NAME, "7", second)
     _wait_for(lambda: writer.backlog == 0, 10, "the rows to be written")
     writer.stop()
     assert (writer.written, writer.dropped) == (7, 0)
@@ -181,7 +183,7 @@ def test_rows_land_in_postgres(postgres_url: str) -> None:
     _assert_rows_exact(
         postgres_url,
         _expected("req-a", "7", first)
-        + _expected("req-b", "7", second)
+        + _expected(AWKWARD_ID, "7", second)
         + _expected("req-c", "8", first),
     )
 
@@ -362,3 +364,19 @@ def test_stop_writes_rows_submitted_during_the_last_flush(
     assert writer.database_up
     assert (writer.backlog, writer.written) == (0, 5)
     assert _counts(postgres_url) == (5, 5)
+
+
+def test_a_malformed_chunk_is_dropped_and_counted_and_the_writer_goes_on(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    good = _items(3)
+    not_validated = [({"gender": "Male"}, 0.2, "low")]  # a patient the API never validated
+    writer = _writer(url)
+    writer.start()
+    writer.submit_predictions("broken", CREATED, MODEL_NAME, "1", not_validated)
+    writer.submit_predictions("req-a", CREATED, MODEL_NAME, "1", good)
+    writer.stop()
+    assert (writer.written, writer.dropped, writer.backlog) == (3, 1, 0)
+    assert "dropped request broken's rows" in caplog.text
+    _assert_rows_exact(url, _expected("req-a", "1", good))

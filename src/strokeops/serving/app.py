@@ -7,17 +7,21 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from strokeops import __version__
 from strokeops.config import Settings
+from strokeops.serving.auth import ApiKeyMiddleware, document_api_key
 from strokeops.serving.errors import validation_error_handler
+from strokeops.serving.limits import RequestLimitsMiddleware
 from strokeops.serving.metrics import ApiMetrics, MetricsMiddleware
 from strokeops.serving.model_store import ModelStore
 from strokeops.serving.prediction_log import PredictionLog
 from strokeops.serving.routes import admin, health, model, page, predict
+from strokeops.serving.schemas import patient_json_schema
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +91,33 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.api_keys = settings.api_key_list  # parsed once, read on every request
     app.state.model_store = store
     app.state.prediction_log = writer
     app.state.metrics = metrics
     for router in (predict.router, model.router, admin.router, health.router, page.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # the last added runs first: metrics see every answer, the key is checked before the limits
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    _complete_openapi(app)
     return app
+
+
+def _complete_openapi(app: FastAPI) -> None:
+    """Generate the OpenAPI schema as usual, then add what FastAPI cannot see: the API-key
+    scheme (a middleware) and the Patient schema (the prediction routes parse their bodies)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = document_api_key(generate())
+            schema["components"].setdefault("schemas", {})["Patient"] = patient_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_environment() -> FastAPI:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -63,12 +64,22 @@ class ApiMetrics:
         Gauge(name, documentation, registry=self.registry).set_function(function)
 
 
-class MetricsMiddleware:
-    """Counts and times requests by route template (``/v1/predict``, not the raw path)."""
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The template of the route that served the request (``/v1/predict``, never a raw path,
+    so that labels stay few), also for requests a middleware answered before routing."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", "unmatched")
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+
+class MetricsMiddleware:
+    """Counts and times requests by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +97,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe_request(
-                route, scope["method"], str(status), time.perf_counter() - started
+                route_template(scope, self.routes),
+                scope["method"],
+                str(status),
+                time.perf_counter() - started,
             )

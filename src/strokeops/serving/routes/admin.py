@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from strokeops.serving.deps import Authenticated, StoreDep
+from strokeops.serving.deps import StoreDep
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Authenticated])
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 @router.post("/reload")

@@ -11,14 +11,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strokeops.serving.deps import MetricsDep, PredictionLogDep, StoreDep
 
 router = APIRouter(tags=["health"])
+# HEAD as well as GET: load balancers and uptime checkers probe with either
 
 
 @router.get("/health/live")
+@router.head("/health/live", include_in_schema=False)
 async def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
 @router.get("/health/ready", responses={503: {"description": "No model loaded yet."}})
+@router.head("/health/ready", include_in_schema=False)
 async def ready(store: StoreDep, prediction_log: PredictionLogDep) -> JSONResponse:
     model = store.current
     details: dict[str, Any] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from strokeops.serving.deps import Authenticated, ModelDep
+from strokeops.serving.deps import ModelDep
 from strokeops.serving.schemas import ModelInfo
 
-router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Authenticated])
+router = APIRouter(prefix="/v1", tags=["model"])
 
 
 @router.get("/model", response_model=ModelInfo)

@@ -17,5 +17,6 @@ def _page() -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
+@router.head("/", response_class=HTMLResponse)
 async def risk_calculator() -> str:
     return _page()

@@ -1,0 +1,110 @@
+"""Limits on what a request to ``/v1/`` may send, checked before anything reads the body.
+
+- A body larger than ``max_body_bytes`` gets 413 naming the limit: from its ``Content-Length``
+  up front, or, for a chunked body, as soon as the bytes received pass the limit (so a 50 MB
+  field is never parsed).
+- A body that is not declared as JSON (``Content-Type: application/json`` or ``…+json``) gets
+  415, also when the header is missing (FastAPI would hand the raw bytes to validation and
+  answer a puzzling 422 "Input should be a valid dictionary").
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from strokeops.serving.auth import PROTECTED_PREFIX, header_value
+
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def is_json_media_type(content_type: bytes) -> bool:
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or (
+        media_type.startswith(b"application/") and media_type.endswith(b"+json")
+    )
+
+
+async def send_error(send: Send, status: int, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"request body too large: {size} bytes; the limit is {self.max_body_bytes} bytes "
+            "(STROKEOPS_MAX_BODY_BYTES)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in METHODS_WITH_BODY
+            or not scope["path"].startswith(PROTECTED_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        length = header_value(scope, b"content-length")
+        chunked = length is None and header_value(scope, b"transfer-encoding") is not None
+        if not chunked and (length is None or length == b"0"):
+            await self.app(scope, receive, send)  # no body (e.g. POST /v1/admin/reload)
+            return
+        content_type = header_value(scope, b"content-type")
+        if content_type is None or not is_json_media_type(content_type):
+            sent = "none was sent" if content_type is None else repr(content_type.decode("latin-1"))
+            await send_error(send, 415, f"Content-Type must be application/json; {sent}")
+            return
+        if length is not None:
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                await send_error(send, 413, self._too_large(int(length)))
+                return
+            await self.app(scope, receive, send)  # the server holds the body to its length
+            return
+        messages = await self._read_chunked(receive)
+        if isinstance(messages, int):
+            await send_error(send, 413, self._too_large(messages))
+            return
+        await self.app(scope, replay(messages, receive), send)
+
+    async def _read_chunked(self, receive: Receive) -> list[Message] | int:
+        """The body's messages, or the byte count at which it passed the limit."""
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages  # the client went away: let the app see it
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                return received
+            if not message.get("more_body", False):
+                return messages
+
+
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives the buffered messages first, then the real ones."""
+    pending = list(messages)
+
+    async def replaying_receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replaying_receive
