@@ -11,40 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from strokeops.compile import compile_pipeline
 from strokeops.config import Settings
-from strokeops.features import feature_frame, target
-from strokeops.models import build_pipeline
-from strokeops.scoring import Scorer
 from strokeops.serving.app import create_app
-from strokeops.serving.model_store import ModelStore, ServingModel
-from strokeops.synthetic import generate_patients
-
-
-def _serving_model(_settings: Settings, alias: str) -> ServingModel:
-    frame = generate_patients(1500, seed=2)
-    model = build_pipeline("logistic_regression", {"C": 1.0, "class_weight": None}, seed=0)
-    spec = compile_pipeline(
-        build_pipeline(
-            "logistic_regression", {"C": 1.0, "class_weight": None}, seed=0, threshold=0.1
-        ).fit(feature_frame(frame), target(frame)),
-        frame,
-    )
-    del model
-    return ServingModel(
-        name="stroke-risk",
-        version="1",
-        alias=alias,
-        scorer=Scorer(spec),
-        threshold=spec["threshold"],
-        risk_levels=spec["risk_levels"],
-    )
+from tests.serving.compiled_app import fitted_model, model_store
 
 
 @pytest.fixture(scope="module")
 def started_app(tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(state_dir=tmp_path_factory.mktemp("fuzz"), model_poll_seconds=3600)
-    app = create_app(settings, model_store=ModelStore(settings, loader=_serving_model))
+    _, spec = fitted_model(rows=1500, seed=2)
+    app = create_app(settings, model_store=model_store(settings, spec))
     with TestClient(app):  # runs the lifespan: model loaded, log writer started
         yield app
 

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sklearn.pipeline import Pipeline
 
-from strokeops.compile import compile_pipeline, verify
 from strokeops.config import Settings
-from strokeops.features import feature_frame, target
-from strokeops.models import build_pipeline
-from strokeops.scoring import Scorer
-from strokeops.serving.app import create_app
-from strokeops.serving.model_store import ModelStore, ServingModel
-from strokeops.synthetic import generate_patients
+from strokeops.features import feature_frame
+from tests.serving.compiled_app import MODEL_VERSION, fitted_model, running_app, serving_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,51 +51,7 @@ PATIENT: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[Pipeline, dict[str, Any]]:
-    """A real candidate Pipeline and its verified compiled spec (no MLflow)."""
-    frame = generate_patients(2000, seed=1)
-    pipeline = build_pipeline(
-        "logistic_regression", {"C": 1.0, "class_weight": None}, seed=0, threshold=0.1
-    )
-    pipeline.fit(feature_frame(frame), target(frame))
-    spec = compile_pipeline(pipeline, frame)
-    verify(spec, pipeline, frame)
-    return pipeline, spec
-
-
-def serving_model(spec: dict[str, Any]) -> ServingModel:
-    return ServingModel(
-        name="stroke-risk",
-        version="7",
-        alias="champion",
-        scorer=Scorer(spec),
-        threshold=spec["threshold"],
-        risk_levels=spec["risk_levels"],
-        family="logistic_regression",
-    )
-
-
-@contextmanager
-def running_app(settings: Settings, spec: dict[str, Any]) -> Iterator[str]:
-    """The real app under uvicorn in a background thread; yields its base URL."""
-    store = ModelStore(settings, loader=lambda _settings, _alias: serving_model(spec))
-    app = create_app(settings, model_store=store)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            if server.started or not thread.is_alive():
-                break
-            thread.join(timeout=0.05)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    return fitted_model()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +112,9 @@ def test_page_shows_the_models_prediction(
         expect(page.locator("#result")).to_contain_text(
             f"decision threshold {spec['threshold'] * 100:.1f}%"
         )
-        expect(page.locator("#result")).to_contain_text("Model stroke-risk version 7")
+        expect(page.locator("#result")).to_contain_text(
+            f"Model stroke-risk version {MODEL_VERSION}"
+        )
         factor_rows = page.locator("#factors tr:has(td)")
         expect(factor_rows.first).to_be_visible()
         assert 1 <= factor_rows.count() <= 5
