@@ -118,6 +118,10 @@ FAMILIES_MESSAGE = (
         ({"bootstrap_samples": 99}, "Input should be greater than or equal to 100"),
         ({"drift_max_row_ratio": 1.0}, "Input should be greater than 1"),
         ({"gate_roc_auc_tolerance": -0.01}, "Input should be greater than or equal to 0"),
+        (
+            {"api_keys": " , ,"},
+            "Value error, api_keys lists no key, only commas; unset it to leave the API open",
+        ),
     ],
 )
 def test_invalid_values_are_rejected(overrides: dict[str, Any], message: str) -> None:
@@ -132,6 +136,14 @@ def test_invalid_value_from_the_environment_is_rejected(monkeypatch: pytest.Monk
     monkeypatch.setenv("STROKEOPS_TEST_SIZE", "0.9")
     with pytest.raises(ValidationError, match=r"test_size\n  Input should be less than 0\.5"):
         Settings()
+
+
+@pytest.mark.parametrize(("value", "keys"), [("", ()), ("  ", ()), (" a, b ,", ("a", "b"))])
+def test_api_keys_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, keys: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("STROKEOPS_API_KEYS", value)
+    assert Settings().api_key_list == keys
 
 
 def test_settings_are_frozen() -> None:

@@ -156,6 +156,16 @@ class Settings(BaseSettings):
             raise ValueError(f"model_families must be a non-empty subset of {MODEL_FAMILIES}")
         return families
 
+    @field_validator("api_keys")
+    @classmethod
+    def _some_key(cls, keys: SecretStr | None) -> SecretStr | None:
+        """Empty means unset; commas and spaces alone are a mistake that would open the API."""
+        if keys is None or not keys.get_secret_value().strip():
+            return None
+        if not any(key.strip() for key in keys.get_secret_value().split(",")):
+            raise ValueError("api_keys lists no key, only commas; unset it to leave the API open")
+        return keys
+
     @field_validator("lake_uri")
     @classmethod
     def _s3_lake_uri(cls, uri: str | None, info: ValidationInfo) -> str | None:

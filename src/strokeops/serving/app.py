@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.requests import ClientDisconnect
 
 from strokeops import __version__
 from strokeops.config import Settings
 from strokeops.serving.auth import ApiKeyMiddleware, document_api_key
-from strokeops.serving.errors import validation_error_handler
+from strokeops.serving.errors import client_disconnect_handler, validation_error_handler
 from strokeops.serving.limits import RequestLimitsMiddleware
 from strokeops.serving.metrics import ApiMetrics, MetricsMiddleware
 from strokeops.serving.model_store import ModelStore
@@ -97,6 +99,7 @@ def create_app(
     for router in (predict.router, model.router, admin.router, health.router, page.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_disconnect_handler)
     # the last added runs first: metrics see every answer, the key is checked before the limits
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
@@ -107,12 +110,19 @@ def create_app(
 
 def _complete_openapi(app: FastAPI) -> None:
     """Generate the OpenAPI schema as usual, then add what FastAPI cannot see: the API-key
-    scheme (a middleware) and the Patient schema (the prediction routes parse their bodies)."""
+    scheme (a middleware) and the Patient schema (the prediction routes parse their bodies).
+    HEAD is left out: it is GET without the body, and FastAPI would give both the same
+    operation id (a route has one), which OpenAPI forbids."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = document_api_key(generate())
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+                schema = generate()
+            for operations in schema["paths"].values():
+                operations.pop("head", None)
+            schema = document_api_key(schema)
             schema["components"].setdefault("schemas", {})["Patient"] = patient_json_schema()
             app.openapi_schema = schema
         return app.openapi_schema

@@ -5,7 +5,9 @@
   field is never parsed).
 - A body that is not declared as JSON (``Content-Type: application/json`` or ``…+json``) gets
   415, also when the header is missing (FastAPI would hand the raw bytes to validation and
-  answer a puzzling 422 "Input should be a valid dictionary").
+  answer a puzzling 422 "Input should be a valid dictionary"), and so does a body declared in
+  another charset than UTF-8 (JSON's only one) or compressed (``Content-Encoding``), which
+  would otherwise be parsed as if it were plain UTF-8.
 """
 
 from __future__ import annotations
@@ -18,11 +20,30 @@ from strokeops.serving.auth import PROTECTED_PREFIX, header_value
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
+UTF8_NAMES = frozenset({b"utf-8", b"utf8"})
+
+
 def is_json_media_type(content_type: bytes) -> bool:
     media_type = content_type.split(b";", 1)[0].strip().lower()
     return media_type == b"application/json" or (
         media_type.startswith(b"application/") and media_type.endswith(b"+json")
     )
+
+
+def unreadable_body(content_type: bytes | None, content_encoding: bytes | None) -> str | None:
+    """Why a body sent with these headers cannot be read as JSON, or None if it can."""
+    if content_type is None or not is_json_media_type(content_type):
+        sent = "none was sent" if content_type is None else repr(content_type.decode("latin-1"))
+        return f"Content-Type must be application/json; {sent}"
+    for parameter in content_type.split(b";")[1:]:
+        name, _, value = parameter.partition(b"=")
+        charset = value.strip().strip(b'"').lower()
+        if name.strip().lower() == b"charset" and charset not in UTF8_NAMES:
+            return f"JSON bodies must be UTF-8; charset {charset.decode('latin-1')!r} was declared"
+    if content_encoding is not None and content_encoding.strip().lower() != b"identity":
+        encoding = content_encoding.decode("latin-1")
+        return f"Content-Encoding {encoding!r} is not supported; send the body uncompressed"
+    return None
 
 
 async def send_error(send: Send, status: int, detail: str) -> None:
@@ -65,10 +86,11 @@ class RequestLimitsMiddleware:
         if not chunked and (length is None or length == b"0"):
             await self.app(scope, receive, send)  # no body (e.g. POST /v1/admin/reload)
             return
-        content_type = header_value(scope, b"content-type")
-        if content_type is None or not is_json_media_type(content_type):
-            sent = "none was sent" if content_type is None else repr(content_type.decode("latin-1"))
-            await send_error(send, 415, f"Content-Type must be application/json; {sent}")
+        problem = unreadable_body(
+            header_value(scope, b"content-type"), header_value(scope, b"content-encoding")
+        )
+        if problem is not None:
+            await send_error(send, 415, problem)
             return
         if length is not None:
             if length.isdigit() and int(length) > self.max_body_bytes:

@@ -101,11 +101,12 @@ def feature_columns(patients: list[Patient]) -> dict[str, Sequence[Any]]:
 
 
 def batch_request(limit: int) -> type:
-    """The batch body ``{"patients": [...]}`` with at most ``limit`` patients: pydantic checks
+    """The batch body ``{"patients": [...]}`` with 1 to ``limit`` patients: pydantic checks
     the length before it validates the patients, so an oversized batch fails fast."""
     # the functional form: the class form could not see ``limit`` (annotations are postponed)
     body = TypedDict(  # noqa: UP013
-        "BatchRequest", {"patients": Annotated[list[Patient], Field(max_length=limit)]}
+        "BatchRequest",
+        {"patients": Annotated[list[Patient], Field(min_length=1, max_length=limit)]},
     )
     return with_config(ConfigDict(extra="forbid"))(body)
 

@@ -9,19 +9,21 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from strokeops.serving.deps import MetricsDep, PredictionLogDep, StoreDep
+from strokeops.serving.routes import GET_AND_HEAD
 
 router = APIRouter(tags=["health"])
-# HEAD as well as GET: load balancers and uptime checkers probe with either
 
 
-@router.get("/health/live")
-@router.head("/health/live", include_in_schema=False)
+@router.api_route("/health/live", methods=GET_AND_HEAD)
 async def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/health/ready", responses={503: {"description": "No model loaded yet."}})
-@router.head("/health/ready", include_in_schema=False)
+@router.api_route(
+    "/health/ready",
+    methods=GET_AND_HEAD,
+    responses={503: {"description": "No model loaded yet."}},
+)
 async def ready(store: StoreDep, prediction_log: PredictionLogDep) -> JSONResponse:
     model = store.current
     details: dict[str, Any] = {
@@ -43,7 +45,7 @@ async def ready(store: StoreDep, prediction_log: PredictionLogDep) -> JSONRespon
     return JSONResponse(details, status_code=code)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.api_route("/metrics", methods=GET_AND_HEAD, include_in_schema=False)
 async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
     model = request.app.state.model_store.current
     if model is not None:

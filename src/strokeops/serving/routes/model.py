@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from strokeops.serving.deps import ModelDep
+from strokeops.serving.routes import GET_AND_HEAD
 from strokeops.serving.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
-@router.get("/model", response_model=ModelInfo)
+@router.api_route("/model", methods=GET_AND_HEAD, response_model=ModelInfo)
 async def model_info(model: ModelDep) -> ModelInfo:
     return ModelInfo(
         name=model.name,

@@ -8,6 +8,8 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from strokeops.serving.routes import GET_AND_HEAD
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -16,7 +18,6 @@ def _page() -> str:
     return resources.files("strokeops.serving").joinpath("static/index.html").read_text()
 
 
-@router.get("/", response_class=HTMLResponse)
-@router.head("/", response_class=HTMLResponse)
+@router.api_route("/", methods=GET_AND_HEAD, response_class=HTMLResponse)
 async def risk_calculator() -> str:
     return _page()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import gc
 import itertools
+import re
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -24,10 +25,14 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from strokeops.serving.deps import Scoring, scoring_for
+from strokeops.serving.errors import (
+    ReportedValidationError,
+    empty_body_error,
+    request_validation_error,
+)
 from strokeops.serving.model_store import ServingModel
 from strokeops.serving.schemas import (
     FIELD_OF_FEATURE,
@@ -42,6 +47,7 @@ from strokeops.serving.schemas import (
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 TOP_FACTORS = 5
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 PATIENT_SCHEMA_REF = "#/components/schemas/Patient"
 patient_adapter = TypeAdapter(Patient)
 flag_adapter = TypeAdapter(bool)
@@ -52,24 +58,21 @@ _id_counter = itertools.count()
 
 
 def _request_id(request: Request) -> str:
-    """The client's ``X-Request-ID`` if it is short plain ASCII, else a new unique one."""
-    given = request.headers.get("x-request-id", "")
-    if given.isascii() and 0 < len(given) <= 64:
+    """The client's ``X-Request-ID`` if it is 1-64 letters, digits and ``._:-``, else a new
+    unique one (the id goes into logs and the prediction log, so no control characters)."""
+    given = request.headers.get("x-request-id")
+    if given is not None and CLIENT_REQUEST_ID.fullmatch(given):
         return given
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
-def _validation_error(exc: ValidationError, *where: str | int) -> RequestValidationError:
-    """A pydantic error as FastAPI reports it, located under ``where`` (e.g. ``"body"``)."""
-    errors = exc.errors(include_url=False, include_context=False)
-    return RequestValidationError([error | {"loc": (*where, *error["loc"])} for error in errors])
-
-
 def _parse_patient(body: bytes) -> Patient:
+    if not body:
+        raise empty_body_error("one patient")
     try:
         return patient_adapter.validate_json(body)
     except ValidationError as exc:
-        raise _validation_error(exc, "body") from exc
+        raise request_validation_error(exc, "body") from exc
 
 
 def _explain_flag(request: Request) -> bool:
@@ -80,7 +83,7 @@ def _explain_flag(request: Request) -> bool:
     try:
         return flag_adapter.validate_python(value)
     except ValidationError as exc:
-        raise _validation_error(exc, "query", "explain") from exc
+        raise request_validation_error(exc, "query", "explain") from exc
 
 
 def _factors(model: ServingModel, encoded: list[float]) -> list[dict[str, Any]] | None:
@@ -160,6 +163,8 @@ def _batch_adapter(limit: int) -> TypeAdapter[Any]:
 
 
 def _parse_batch(body: bytes, limit: int) -> list[Patient]:
+    if not body:
+        raise empty_body_error('{"patients": [...]}')
     try:
         return _batch_adapter(limit).validate_json(body)["patients"]
     except ValidationError as exc:
@@ -167,10 +172,10 @@ def _parse_batch(body: bytes, limit: int) -> list[Patient]:
             if error["type"] == "too_long" and error["loc"] == ("patients",):
                 raise HTTPException(
                     status.HTTP_413_CONTENT_TOO_LARGE,
-                    f"a batch holds at most {limit} patients; "
+                    f"a batch holds at most {limit} patients (STROKEOPS_BATCH_LIMIT); "
                     f"this one has {error['ctx']['actual_length']}",
                 ) from exc
-        raise _validation_error(exc, "body") from exc
+        raise request_validation_error(exc, "body") from exc
 
 
 @contextmanager
@@ -198,7 +203,8 @@ def _collector_paused() -> Iterator[None]:
                 "patients": {
                     "type": "array",
                     "items": {"$ref": PATIENT_SCHEMA_REF},
-                    "description": "Up to STROKEOPS_BATCH_LIMIT patients (default 10,000).",
+                    "minItems": 1,
+                    "description": "1 to STROKEOPS_BATCH_LIMIT patients (default 10,000).",
                 }
             },
             "required": ["patients"],
@@ -214,6 +220,16 @@ async def predict_batch(request: Request) -> Response:
     """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
     single-patient endpoint does."""
     scoring = scoring_for(request)
+    if "explain" in request.query_params:
+        raise ReportedValidationError(
+            [
+                {
+                    "type": "unsupported",
+                    "loc": ["query", "explain"],
+                    "msg": "factors are explained one patient at a time: POST /v1/predict",
+                }
+            ]
+        )
     body = await request.body()
     with _collector_paused():
         return _score_batch(request, scoring, body)
@@ -223,11 +239,8 @@ def _score_batch(request: Request, scoring: Scoring, body: bytes) -> Response:
     model = scoring.model
     patients = _parse_batch(body, scoring.settings.batch_limit)
     scorer = model.scorer
-    probabilities = (
-        scorer.probability(scorer.encode_columns(feature_columns(patients), len(patients))).tolist()
-        if patients
-        else []
-    )
+    columns = scorer.encode_columns(feature_columns(patients), len(patients))
+    probabilities = scorer.probability(columns).tolist()
     levels = [model.risk_level(p) for p in probabilities]
     request_id = _request_id(request)
     threshold = model.threshold
