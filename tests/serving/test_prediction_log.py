@@ -6,6 +6,7 @@ start, stop and restart their own PostgreSQL server (see ``conftest.py``), never
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -160,6 +161,9 @@ def test_rows_land_in_sqlite_and_the_table_is_created_idempotently(tmp_path) -> 
 
     _assert_rows_exact(url, _expected("req-a", "3", first) + _expected(AWKWARD_ID, "4", second))
     assert _counts(url) == (7, 7)
+    # the writer put the database in WAL mode (commits append to a log; readers never block)
+    with sqlite3.connect(tmp_path / "predictions.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 @pytest.mark.postgres

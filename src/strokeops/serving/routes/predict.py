@@ -3,9 +3,10 @@
 These are the hot routes, so they read the raw body and validate it with pydantic in one pass
 from JSON (``TypeAdapter.validate_json``) instead of declaring typed parameters: FastAPI's
 generic parameter resolution (stdlib JSON parsing, then a dependency solve per parameter) cost
-more than everything else the single-row path does. The validation is the same pydantic
-schema, errors are reported exactly as FastAPI reports them (422, ``loc`` starting with
-``body`` or ``query``), and the OpenAPI schema declares the bodies and the ``explain``
+more than everything else the single-row path does, and with nothing left to resolve the
+routes are ``DirectRoute``s (Starlette calls them without FastAPI's handler). The validation is
+the same pydantic schema, errors are reported as FastAPI reports them (422, ``loc`` starting
+with ``body`` or ``query``), and the OpenAPI schema declares the bodies and the ``explain``
 parameter explicitly (``openapi_extra``), so the docs and clients see no difference.
 """
 
@@ -34,6 +35,7 @@ from strokeops.serving.errors import (
     request_validation_error,
 )
 from strokeops.serving.model_store import ServingModel
+from strokeops.serving.routes.direct import DirectRoute
 from strokeops.serving.schemas import (
     FIELD_OF_FEATURE,
     BatchResponse,
@@ -44,7 +46,7 @@ from strokeops.serving.schemas import (
     model_row,
 )
 
-router = APIRouter(prefix="/v1", tags=["predictions"])
+router = APIRouter(prefix="/v1", tags=["predictions"], route_class=DirectRoute)
 
 TOP_FACTORS = 5
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
