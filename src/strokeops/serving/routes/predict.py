@@ -28,6 +28,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import TypeAdapter, ValidationError
 
+from strokeops.serving.auth import header_value
 from strokeops.serving.deps import Scoring, scoring_for
 from strokeops.serving.errors import (
     ReportedValidationError,
@@ -49,7 +50,7 @@ from strokeops.serving.schemas import (
 router = APIRouter(prefix="/v1", tags=["predictions"], route_class=DirectRoute)
 
 TOP_FACTORS = 5
-CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 PATIENT_SCHEMA_REF = "#/components/schemas/Patient"
 patient_adapter = TypeAdapter(Patient)
 flag_adapter = TypeAdapter(bool)
@@ -62,9 +63,9 @@ _id_counter = itertools.count()
 def _request_id(request: Request) -> str:
     """The client's ``X-Request-ID`` if it is 1-64 letters, digits and ``._:-``, else a new
     unique one (the id goes into logs and the prediction log, so no control characters)."""
-    given = request.headers.get("x-request-id")
+    given = header_value(request.scope, b"x-request-id")  # raw: no Headers object to build
     if given is not None and CLIENT_REQUEST_ID.fullmatch(given):
-        return given
+        return given.decode("ascii")
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
@@ -79,6 +80,8 @@ def _parse_patient(body: bytes) -> Patient:
 
 def _explain_flag(request: Request) -> bool:
     """``?explain=``, parsed as FastAPI parses a bool query parameter (true/false, 1/0, …)."""
+    if not request.scope["query_string"]:
+        return False  # the usual case: no query string to parse
     value = request.query_params.get("explain")
     if value is None:
         return False
@@ -222,7 +225,7 @@ async def predict_batch(request: Request) -> Response:
     """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
     single-patient endpoint does."""
     scoring = scoring_for(request)
-    if "explain" in request.query_params:
+    if request.scope["query_string"] and "explain" in request.query_params:
         raise ReportedValidationError(
             [
                 {
