@@ -317,15 +317,46 @@ def test_a_batch_of_empty_patients_reports_the_first_errors_and_counts_the_rest(
     assert len(response.content) < 10_000
 
 
-def test_a_body_of_many_unknown_keys_gets_a_small_answer(client) -> None:
+def test_a_patient_of_many_unknown_keys_is_named_without_listing_each_key(client) -> None:
     body = json.dumps(PATIENT | {f"k{i}": 0 for i in range(300_000)}).encode()
-    assert len(body) > 3_000_000
     response = client.post("/v1/predict", content=body, headers=JSON)
     assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "type": "too_many_fields",
+            "loc": ["body"],
+            "msg": "this object has 300010 fields; at most 11 belong here",
+        },
+        {
+            "type": "too_many_errors",
+            "loc": ["body"],
+            "msg": "300000 errors in all, each unknown field counting as one; "
+            "remove the extra fields",
+        },
+    ]
+
+
+def test_a_batch_of_overfull_patients_names_the_first_of_them(client) -> None:
+    overfull = PATIENT | {f"k{i}": 0 for i in range(20)}
+    rows = [PATIENT] * 3 + [overfull] * 100
+    response = client.post("/v1/predict/batch", json={"patients": rows, "extra": 1})
     detail = response.json()["detail"]
-    assert detail[0]["loc"] == ["body", "k0"]
-    assert detail[-1]["msg"] == f"{300_000 - MAX_REPORTED_ERRORS} more errors not shown"
-    assert len(response.content) < 10_000
+    assert response.status_code == 422
+    assert detail[0]["loc"] == ["body"]
+    assert detail[0]["msg"] == "this object has 2 fields; at most 1 belong here"
+    assert [error["loc"] for error in detail[1:3]] == [
+        ["body", "patients", 3],
+        ["body", "patients", 4],
+    ]
+    assert len(detail) == MAX_REPORTED_ERRORS + 1
+    assert detail[-1]["msg"].startswith("2001 errors in all")
+
+
+def test_many_errors_without_an_overfull_object_are_listed_as_usual(client) -> None:
+    rows = [PATIENT | {"age": -1, "bmi": 999}] * 600  # 1,200 errors, no object too large
+    detail = client.post("/v1/predict/batch", json={"patients": rows}).json()["detail"]
+    assert detail[0]["loc"] == ["body", "patients", 0, "age"]
+    assert detail[-1]["msg"] == f"{1_200 - MAX_REPORTED_ERRORS} more errors not shown"
 
 
 # --- messages that say what this API accepts -------------------------------------------------

@@ -89,6 +89,32 @@ def request_validation_error(exc: ValidationError, *where: str | int) -> Request
     return ReportedValidationError(reported(located, len(errors)))
 
 
+def overfull_objects_error(
+    objects: Iterable[tuple[tuple[str | int, ...], Any, int]], total: int
+) -> RequestValidationError | None:
+    """For a body with so many errors that listing them would cost seconds and gigabytes
+    (pydantic builds every entry; a 16 MB object of unknown keys has over a million): name the
+    objects that hold far more fields than they may, or None if there is no such object.
+    ``objects`` gives each object's location under ``body``, its value and its field limit."""
+    errors: list[dict[str, Any]] = []
+    for loc, value, most in objects:
+        if isinstance(value, dict) and len(value) > most:
+            errors.append(
+                {
+                    "type": "too_many_fields",
+                    "loc": ["body", *loc],
+                    "msg": f"this object has {len(value)} fields; at most {most} belong here",
+                }
+            )
+            if len(errors) == MAX_REPORTED_ERRORS:
+                break
+    if not errors:
+        return None
+    note = f"{total} errors in all, each unknown field counting as one; remove the extra fields"
+    errors.append({"type": "too_many_errors", "loc": ["body"], "msg": note})
+    return ReportedValidationError(errors)
+
+
 def empty_body_error(expected: str) -> RequestValidationError:
     return ReportedValidationError(
         [

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pydantic_core
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from strokeops.serving.auth import header_value
@@ -33,6 +35,7 @@ from strokeops.serving.deps import Scoring, scoring_for
 from strokeops.serving.errors import (
     ReportedValidationError,
     empty_body_error,
+    overfull_objects_error,
     request_validation_error,
 )
 from strokeops.serving.model_store import ServingModel
@@ -50,6 +53,9 @@ from strokeops.serving.schemas import (
 router = APIRouter(prefix="/v1", tags=["predictions"], route_class=DirectRoute)
 
 TOP_FACTORS = 5
+# a body with more errors than this may be one of objects with huge numbers of unknown fields
+COSTLY_ERROR_COUNT = 1_000
+PATIENT_KEYS = len(Patient.__annotations__) + 1  # its fields and the Residence_type alias
 CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 PATIENT_SCHEMA_REF = "#/components/schemas/Patient"
 patient_adapter = TypeAdapter(Patient)
@@ -75,7 +81,29 @@ def _parse_patient(body: bytes) -> Patient:
     try:
         return patient_adapter.validate_json(body)
     except ValidationError as exc:
-        raise request_validation_error(exc, "body") from exc
+        raise _body_error(exc, body, batch=False) from exc
+
+
+def _body_error(exc: ValidationError, body: bytes, *, batch: bool) -> RequestValidationError:
+    """The 422 for a body that failed validation, at a cost bounded by the body's size."""
+    if exc.error_count() > COSTLY_ERROR_COUNT:
+        overfull = overfull_objects_error(_objects(body, batch=batch), exc.error_count())
+        if overfull is not None:
+            return overfull
+    return request_validation_error(exc, "body")
+
+
+def _objects(body: bytes, *, batch: bool) -> Iterator[tuple[tuple[str | int, ...], Any, int]]:
+    """The body's objects with the most fields each may have: the patient, or the batch and
+    its patients (only parsed again on the rare path of a body with very many errors)."""
+    data = pydantic_core.from_json(body, allow_inf_nan=True)
+    if not batch:
+        yield (), data, PATIENT_KEYS
+        return
+    yield (), data, 1
+    rows = data.get("patients") if isinstance(data, dict) else None
+    for index, row in enumerate(rows if isinstance(rows, list) else []):
+        yield ("patients", index), row, PATIENT_KEYS
 
 
 def _explain_flag(request: Request) -> bool:
@@ -173,14 +201,15 @@ def _parse_batch(body: bytes, limit: int) -> list[Patient]:
     try:
         return _batch_adapter(limit).validate_json(body)["patients"]
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
+        if exc.error_count() == 1:  # an oversized batch fails on its length alone
+            [error] = exc.errors(include_url=False)
             if error["type"] == "too_long" and error["loc"] == ("patients",):
                 raise HTTPException(
                     status.HTTP_413_CONTENT_TOO_LARGE,
                     f"a batch holds at most {limit} patients (STROKEOPS_BATCH_LIMIT); "
                     f"this one has {error['ctx']['actual_length']}",
                 ) from exc
-        raise request_validation_error(exc, "body") from exc
+        raise _body_error(exc, body, batch=True) from exc
 
 
 @contextmanager
