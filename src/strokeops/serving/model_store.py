@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strokeops.config import Settings
+from strokeops.redaction import without_credentials
 from strokeops.scoring import ESTIMATOR, Scorer
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ class ModelStore:
                 candidate = self._resolve_and_load()
             except Exception as exc:  # the registry, the network or the artifact store
                 self.registry_reachable = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                # the registry's URL may carry a password; the error goes to /health/ready
+                self.last_error = without_credentials(f"{type(exc).__name__}: {exc}")
                 log.warning("model refresh failed, keeping the loaded model: %s", self.last_error)
                 return False
             self.registry_reachable, self.last_error = True, None

@@ -22,6 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from strokeops.redaction import without_credentials
+
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -278,7 +280,9 @@ class PredictionLog:
                     "prediction log database unavailable, buffering: %s", type(exc).__name__
                 )
             self.database_up = False
-            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            self.last_error = without_credentials(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            )
             return False
         if not self.database_up:
             log.info("prediction log database reachable: %s", self._engine.url.render_as_string())
