@@ -118,6 +118,13 @@ FAMILIES_MESSAGE = (
         ({"bootstrap_samples": 99}, "Input should be greater than or equal to 100"),
         ({"drift_max_row_ratio": 1.0}, "Input should be greater than 1"),
         ({"gate_roc_auc_tolerance": -0.01}, "Input should be greater than or equal to 0"),
+        ({"log_flush_seconds": float("inf")}, "Input should be less than or equal to 86400"),
+        ({"model_poll_seconds": 1e20}, "Input should be less than or equal to 86400"),
+        ({"s3_read_timeout": float("nan")}, "Input should be less than or equal to 86400"),
+        (
+            {"prediction_log_url": "notaurl"},
+            "Value error, not a SQLAlchemy database URL (e.g. postgresql+psycopg2://user@host/db)",
+        ),
         (
             {"api_keys": " , ,"},
             "Value error, api_keys lists no key, only commas; unset it to leave the API open",

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_PATH = Path("data/healthcare-dataset-stroke-data.csv")
 MODEL_FAMILIES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+DAY_SECONDS = 86_400  # the longest wait or interval a setting may ask for
 # S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, a letter or digit at each end
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -68,10 +69,16 @@ class Settings(BaseSettings):
         description="S3 secret key; set together with s3_access_key_id.",
     )
     s3_connect_timeout: float = Field(
-        default=3.0, gt=0, description="Seconds to wait for a connection to the S3 endpoint."
+        default=3.0,
+        gt=0,
+        le=DAY_SECONDS,
+        description="Seconds to wait for a connection to the S3 endpoint.",
     )
     s3_read_timeout: float = Field(
-        default=20.0, gt=0, description="Seconds to wait for S3 to answer on a connection."
+        default=20.0,
+        gt=0,
+        le=DAY_SECONDS,
+        description="Seconds to wait for S3 to answer on a connection.",
     )
     s3_max_attempts: int = Field(
         default=2, ge=1, le=10, description="Tries of one S3 request (the first one included)."
@@ -128,7 +135,7 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL of the prediction log (default: SQLite)."
     )
     model_alias: str = "champion"
-    model_poll_seconds: float = Field(default=30.0, gt=0)
+    model_poll_seconds: float = Field(default=30.0, gt=0, le=DAY_SECONDS)
     batch_limit: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -137,7 +144,7 @@ class Settings(BaseSettings):
     )
     log_buffer_rows: int = Field(default=200_000, ge=1)
     log_batch_rows: int = Field(default=2_000, ge=1)
-    log_flush_seconds: float = Field(default=0.5, gt=0)
+    log_flush_seconds: float = Field(default=0.5, gt=0, le=DAY_SECONDS)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
 
@@ -165,6 +172,22 @@ class Settings(BaseSettings):
         if not any(key.strip() for key in keys.get_secret_value().split(",")):
             raise ValueError("api_keys lists no key, only commas; unset it to leave the API open")
         return keys
+
+    @field_validator("prediction_log_url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url.strip())
+        except ArgumentError:
+            raise ValueError(
+                "not a SQLAlchemy database URL (e.g. postgresql+psycopg2://user@host/db)"
+            ) from None
+        return url.strip()
 
     @field_validator("lake_uri")
     @classmethod
