@@ -139,6 +139,14 @@ def test_invalid_configuration_is_named(tmp_path: Path) -> None:
     assert "STROKEOPS_TEST_SIZE" in result.output
 
 
+def test_serve_refuses_a_state_dir_without_a_registry(tmp_path: Path) -> None:
+    mistyped = tmp_path / "no-such-state"
+    result = _run({"STROKEOPS_STATE_DIR": str(mistyped)}, "serve")
+    assert result.exit_code == 2
+    assert f"no registry at {mistyped / 'mlflow.db'}" in " ".join(result.output.split())
+    assert not mistyped.exists()  # nothing was created
+
+
 def test_stage_subcommands_chain(tmp_path: Path, patients_csv: Path) -> None:
     env = {"STROKEOPS_DATA": str(patients_csv), "STROKEOPS_STATE_DIR": str(tmp_path / "s")}
     ingested = _run(env, "ingest")

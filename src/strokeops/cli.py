@@ -169,11 +169,20 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    # a mistyped STROKEOPS_STATE_DIR would otherwise make a new, empty registry and answer 503
+    if settings.local_registry is not None and not settings.local_registry.is_file():
+        err_console.print(
+            f"[bold red]error:[/] no registry at {settings.local_registry}: run `strokeops run` "
+            "first, or set STROKEOPS_STATE_DIR or STROKEOPS_TRACKING_URI",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     uvicorn.run(
         "strokeops.serving.app:app_from_environment",
         factory=True,
         host=host or settings.serve_host,
-        port=port or settings.serve_port,
+        port=settings.serve_port if port is None else port,
         workers=workers,
         access_log=False,
         log_level="info",

@@ -221,10 +221,15 @@ class Settings(BaseSettings):
         return (self.lake_root or self.state_dir / "lake").resolve()
 
     @property
+    def local_registry(self) -> Path | None:
+        """The SQLite tracking store and registry, unless a tracking server is configured."""
+        return None if self.tracking_uri else (self.state_dir / "mlflow.db").resolve()
+
+    @property
     def mlflow_uri(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
-        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+        if self.local_registry is None:
+            return str(self.tracking_uri)
+        return f"sqlite:///{self.local_registry}"
 
     @property
     def artifact_location(self) -> str:
