@@ -207,6 +207,10 @@ def test_api_keys(registry, caplog: pytest.LogCaptureFixture) -> None:
         )
         ok = api.post("/v1/predict", json=PATIENT, headers={"X-API-Key": "second-key"})
         assert ok.status_code == 200
+        # exactly one key: a right key beside a wrong one is refused in either order
+        for pair in (["second-key", "nope"], ["nope", "second-key"]):
+            two = api.post("/v1/predict", json=PATIENT, headers=[("X-API-Key", k) for k in pair])
+            assert two.status_code == 401, pair
         assert api.get("/v1/model").status_code == 401
         assert api.post("/v1/admin/reload").status_code == 401
         for open_path in ("/health/live", "/health/ready", "/metrics", "/docs", "/"):
@@ -217,7 +221,7 @@ def test_api_keys(registry, caplog: pytest.LogCaptureFixture) -> None:
         assert garbage.headers["www-authenticate"] == "APIKey"
         # rejected requests are counted under their route, not as unmatched
         metrics = api.get("/metrics").text
-        assert 'method="POST",route="/v1/predict",status="401"} 3.0' in metrics
+        assert 'method="POST",route="/v1/predict",status="401"} 5.0' in metrics
         assert 'route="/v1/admin/reload",status="401"} 1.0' in metrics
     assert "first-key" not in caplog.text
     assert "second-key" not in caplog.text

@@ -381,9 +381,8 @@ def test_an_empty_batch_is_422(client) -> None:
     assert (error["type"], error["loc"]) == ("too_short", ["body", "patients"])
 
 
-@pytest.mark.parametrize("value", ["true", "perhaps"])
-def test_explain_on_a_batch_is_422_pointing_to_the_single_route(client, value) -> None:
-    response = client.post(f"/v1/predict/batch?explain={value}", json={"patients": [PATIENT]})
+def test_explain_on_a_batch_is_422_pointing_to_the_single_route(client) -> None:
+    response = client.post("/v1/predict/batch?explain=true", json={"patients": [PATIENT]})
     assert response.status_code == 422
     assert response.json()["detail"] == [
         {
@@ -392,6 +391,21 @@ def test_explain_on_a_batch_is_422_pointing_to_the_single_route(client, value) -
             "msg": "factors are explained one patient at a time: POST /v1/predict",
         }
     ]
+    unparsable = client.post("/v1/predict/batch?explain=perhaps", json={"patients": [PATIENT]})
+    assert unparsable.json()["detail"][0]["type"] == "bool_parsing"
+    harmless = client.post("/v1/predict/batch?explain=false", json={"patients": [PATIENT]})
+    assert harmless.status_code == 200
+
+
+def test_a_byte_order_mark_before_the_json_is_ignored(client) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(PATIENT).encode()
+    assert client.post("/v1/predict", content=body, headers=JSON).status_code == 200
+
+
+def test_a_trailing_slash_is_404_not_a_redirect_built_from_the_host_header(client) -> None:
+    response = client.post("/v1/predict/", json=PATIENT, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
 
 
 # --- headers ---------------------------------------------------------------------------------
@@ -429,14 +443,39 @@ def test_utf8_and_identity_are_accepted(client, headers) -> None:
 
 
 @pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        (
+            [("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+            "send one Content-Type header, application/json; several were sent",
+        ),
+        (
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "identity"),
+                ("Content-Encoding", "gzip"),
+            ],
+            "Content-Encoding 'identity, gzip' is not supported; send the body uncompressed",
+        ),
+    ],
+)
+def test_repeated_body_headers_are_415(client, headers, detail) -> None:
+    response = client.post("/v1/predict", content=json.dumps(PATIENT), headers=headers)
+    assert response.status_code == 415
+    assert response.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize(
     ("given", "kept"),
     [("order-17:a.b_C", True), ("tab\there", False), ("", False), ("ü", False), ("x" * 65, False)],
 )
 def test_a_client_request_id_is_kept_only_if_plain(client, given, kept) -> None:
     headers = {"X-Request-ID": given.encode()}
-    request_id = client.post("/v1/predict", json=PATIENT, headers=headers).json()["request_id"]
+    response = client.post("/v1/predict", json=PATIENT, headers=headers)
+    request_id = response.json()["request_id"]
     assert (request_id == given) is kept
     assert len(request_id) <= 64
+    assert response.headers["x-request-id"] == request_id
 
 
 @pytest.mark.parametrize("path", ["/", "/health/live", "/health/ready", "/metrics", "/v1/model"])

@@ -91,6 +91,9 @@ def create_app(
         version=__version__,
         summary="Calibrated stroke-risk predictions from the registry's champion model.",
         lifespan=lifespan,
+        # no 307 from /v1/predict/ to /v1/predict: its Location would be built from the
+        # client's Host header, and a POST body is not re-sent by every client
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.model_store = store

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from strokeops.serving.headers import header_values
+
 API_KEY_HEADER = "X-API-Key"
 PROTECTED_PREFIX = "/v1/"
 SCHEME_NAME = "APIKeyHeader"
@@ -23,20 +25,14 @@ _HEADER_KEY = API_KEY_HEADER.lower().encode()
 _UNAUTHORIZED_BODY = orjson.dumps({"detail": UNAUTHORIZED_DETAIL})
 
 
-def key_is_valid(given: bytes | None, keys: tuple[bytes, ...]) -> bool:
-    """Constant-time comparison against every configured key (no early exit on a match)."""
-    if given is None:
+def key_is_valid(given: list[bytes], keys: tuple[bytes, ...]) -> bool:
+    """Exactly one key was sent and it is one of ``keys``: compared in constant time with
+    every configured key (no early exit on a match)."""
+    if len(given) != 1:
         return False
-    matches = [hmac.compare_digest(given, key) for key in keys]
+    [given_key] = given
+    matches = [hmac.compare_digest(given_key, key) for key in keys]
     return any(matches)
-
-
-def header_value(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a header (ASGI gives names in lower case)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
 
 
 class ApiKeyMiddleware:
@@ -54,7 +50,7 @@ class ApiKeyMiddleware:
             self.keys
             and scope["type"] == "http"
             and scope["path"].startswith(PROTECTED_PREFIX)
-            and not key_is_valid(header_value(scope, _HEADER_KEY), self.keys)
+            and not key_is_valid(header_values(scope, _HEADER_KEY), self.keys)
         ):
             await send_unauthorized(send)
             return

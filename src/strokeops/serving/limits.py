@@ -15,7 +15,8 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strokeops.serving.auth import PROTECTED_PREFIX, header_value
+from strokeops.serving.auth import PROTECTED_PREFIX
+from strokeops.serving.headers import header_value, header_values
 
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -30,8 +31,12 @@ def is_json_media_type(content_type: bytes) -> bool:
     )
 
 
-def unreadable_body(content_type: bytes | None, content_encoding: bytes | None) -> str | None:
-    """Why a body sent with these headers cannot be read as JSON, or None if it can."""
+def unreadable_body(content_types: list[bytes], content_encodings: list[bytes]) -> str | None:
+    """Why a body sent with these headers (each header's values, in order) cannot be read as
+    JSON, or None if it can."""
+    if len(content_types) > 1:
+        return "send one Content-Type header, application/json; several were sent"
+    content_type = content_types[0] if content_types else None
     if content_type is None or not is_json_media_type(content_type):
         sent = "none was sent" if content_type is None else repr(content_type.decode("latin-1"))
         return f"Content-Type must be application/json; {sent}"
@@ -40,9 +45,10 @@ def unreadable_body(content_type: bytes | None, content_encoding: bytes | None) 
         charset = value.strip().strip(b'"').lower()
         if name.strip().lower() == b"charset" and charset not in UTF8_NAMES:
             return f"JSON bodies must be UTF-8; charset {charset.decode('latin-1')!r} was declared"
-    if content_encoding is not None and content_encoding.strip().lower() != b"identity":
-        encoding = content_encoding.decode("latin-1")
-        return f"Content-Encoding {encoding!r} is not supported; send the body uncompressed"
+    tokens = [token.strip().lower() for value in content_encodings for token in value.split(b",")]
+    if any(token != b"identity" for token in tokens):
+        sent = b", ".join(content_encodings).decode("latin-1")
+        return f"Content-Encoding {sent!r} is not supported; send the body uncompressed"
     return None
 
 
@@ -87,7 +93,7 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)  # no body (e.g. POST /v1/admin/reload)
             return
         problem = unreadable_body(
-            header_value(scope, b"content-type"), header_value(scope, b"content-encoding")
+            header_values(scope, b"content-type"), header_values(scope, b"content-encoding")
         )
         if problem is not None:
             await send_error(send, 415, problem)

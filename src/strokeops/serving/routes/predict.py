@@ -30,7 +30,6 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from strokeops.serving.auth import header_value
 from strokeops.serving.deps import Scoring, scoring_for
 from strokeops.serving.errors import (
     ReportedValidationError,
@@ -38,6 +37,7 @@ from strokeops.serving.errors import (
     overfull_objects_error,
     request_validation_error,
 )
+from strokeops.serving.headers import header_value
 from strokeops.serving.model_store import ServingModel
 from strokeops.serving.routes.direct import DirectRoute
 from strokeops.serving.schemas import (
@@ -53,6 +53,7 @@ from strokeops.serving.schemas import (
 router = APIRouter(prefix="/v1", tags=["predictions"], route_class=DirectRoute)
 
 TOP_FACTORS = 5
+UTF8_BOM = b"\xef\xbb\xbf"
 # a body with more errors than this may be one of objects with huge numbers of unknown fields
 COSTLY_ERROR_COUNT = 1_000
 PATIENT_KEYS = len(Patient.__annotations__) + 1  # its fields and the Residence_type alias
@@ -73,6 +74,12 @@ def _request_id(request: Request) -> str:
     if given is not None and CLIENT_REQUEST_ID.fullmatch(given):
         return given.decode("ascii")
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    # JSON (RFC 8259) lets a parser ignore a byte-order mark, and some Windows tools write one
+    return body[len(UTF8_BOM) :] if body.startswith(UTF8_BOM) else body
 
 
 def _parse_patient(body: bytes) -> Patient:
@@ -137,7 +144,12 @@ def _factors(model: ServingModel, encoded: list[float]) -> list[dict[str, Any]] 
 
 
 def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+    """The answer, with its request id also as a header (for proxies and client logs)."""
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers={"x-request-id": body["request_id"]},
+    )
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +178,7 @@ async def predict(request: Request) -> Response:
     """Calibrated stroke probability and risk level for one patient."""
     scoring = scoring_for(request)
     explain = _explain_flag(request)
-    patient = _parse_patient(await request.body())
+    patient = _parse_patient(await _body(request))
     model = scoring.model
     row = model_row(patient)
     probability = model.scorer.probability_of(row)
@@ -254,7 +266,7 @@ async def predict_batch(request: Request) -> Response:
     """Score up to ``STROKEOPS_BATCH_LIMIT`` patients (default 10,000), each exactly as the
     single-patient endpoint does."""
     scoring = scoring_for(request)
-    if request.scope["query_string"] and "explain" in request.query_params:
+    if _explain_flag(request):
         raise ReportedValidationError(
             [
                 {
@@ -264,7 +276,7 @@ async def predict_batch(request: Request) -> Response:
                 }
             ]
         )
-    body = await request.body()
+    body = await _body(request)
     with _collector_paused():
         return _score_batch(request, scoring, body)
 
