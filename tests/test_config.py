@@ -120,6 +120,8 @@ FAMILIES_MESSAGE = (
         ({"gate_roc_auc_tolerance": -0.01}, "Input should be greater than or equal to 0"),
         ({"log_flush_seconds": float("inf")}, "Input should be less than or equal to 86400"),
         ({"model_poll_seconds": 1e20}, "Input should be less than or equal to 86400"),
+        ({"model_poll_seconds": 1e-9}, "Input should be greater than or equal to 0.1"),
+        ({"log_flush_seconds": 0.001}, "Input should be greater than or equal to 0.01"),
         ({"s3_read_timeout": float("nan")}, "Input should be less than or equal to 86400"),
         (
             {"prediction_log_url": "notaurl"},

@@ -135,7 +135,8 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL of the prediction log (default: SQLite)."
     )
     model_alias: str = "champion"
-    model_poll_seconds: float = Field(default=30.0, gt=0, le=DAY_SECONDS)
+    # lower bounds: a registry check or a log flush every microsecond would take a core
+    model_poll_seconds: float = Field(default=30.0, ge=0.1, le=DAY_SECONDS)
     batch_limit: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
     )
     log_buffer_rows: int = Field(default=200_000, ge=1)
     log_batch_rows: int = Field(default=2_000, ge=1)
-    log_flush_seconds: float = Field(default=0.5, gt=0, le=DAY_SECONDS)
+    log_flush_seconds: float = Field(default=0.5, ge=0.01, le=DAY_SECONDS)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-# the user-information part of a URL: scheme://user:password@host
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+# the user-information part of a URL: scheme://user:password@host, up to the authority's last
+# "@" (a raw "@" in a password is not valid, yet clients accept it)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/]+@")
 
 
 def without_credentials(text: str) -> str:

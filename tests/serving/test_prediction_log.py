@@ -253,7 +253,7 @@ def test_database_down_then_back_loses_and_duplicates_nothing(
     assert _counts(postgres_url) == (submitted, submitted)
 
 
-def test_buffer_is_bounded_and_submit_never_blocks() -> None:
+def test_buffer_is_bounded_and_submit_never_blocks(caplog: pytest.LogCaptureFixture) -> None:
     closed_port = _free_port()  # nothing listens there: every connection is refused
     writer = _writer(
         f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port}/postgres", buffer_rows=100
@@ -268,6 +268,8 @@ def test_buffer_is_bounded_and_submit_never_blocks() -> None:
         _wait_for(lambda: writer.last_error is not None, 5, "a failed write attempt")
         assert not writer.database_up
         assert (writer.backlog, writer.dropped, writer.written) == (100, 50, 0)
+        _wait_for(lambda: "50 rows dropped so far" in caplog.text, 5, "a warning of the drops")
+        assert "prediction log buffer full (100 rows)" in caplog.text
 
         # a full buffer still never blocks: each further row is dropped and counted
         started = time.perf_counter()

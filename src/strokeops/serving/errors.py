@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -89,30 +89,45 @@ def request_validation_error(exc: ValidationError, *where: str | int) -> Request
     return ReportedValidationError(reported(located, len(errors)))
 
 
-def overfull_objects_error(
-    objects: Iterable[tuple[tuple[str | int, ...], Any, int]], total: int
-) -> RequestValidationError | None:
-    """For a body with so many errors that listing them would cost seconds and gigabytes
-    (pydantic builds every entry; a 16 MB object of unknown keys has over a million): name the
-    objects that hold far more fields than they may, or None if there is no such object.
-    ``objects`` gives each object's location under ``body``, its value and its field limit."""
+class BodyObject(NamedTuple):
+    loc: tuple[str | int, ...]  # where it is, under ``body``
+    value: Any
+    most_fields: int
+    validate: bool  # validated alone (a patient), or only checked for its number of fields
+
+
+def first_errors(
+    objects: Iterable[BodyObject],
+    object_errors: Callable[[Any], list[dict[str, Any]]],
+    total: int,
+) -> RequestValidationError:
+    """The first ``MAX_REPORTED_ERRORS`` errors of a body with so many that pydantic's full
+    list would cost seconds and gigabytes, found object by object (see ``BodyObject``): an
+    object with more fields than it may have is named as such, the others marked for it are
+    validated alone by ``object_errors``."""
     errors: list[dict[str, Any]] = []
-    for loc, value, most in objects:
+    for loc, value, most, validate in objects:
         if isinstance(value, dict) and len(value) > most:
             errors.append(
                 {
                     "type": "too_many_fields",
-                    "loc": ["body", *loc],
+                    "loc": ("body", *loc),
                     "msg": f"this object has {len(value)} fields; at most {most} belong here",
+                    "input": None,
                 }
             )
-            if len(errors) == MAX_REPORTED_ERRORS:
-                break
-    if not errors:
-        return None
-    note = f"{total} errors in all, each unknown field counting as one; remove the extra fields"
-    errors.append({"type": "too_many_errors", "loc": ["body"], "msg": note})
-    return ReportedValidationError(errors)
+        elif validate:
+            located = ("body", *loc)
+            errors += [error | {"loc": (*located, *error["loc"])} for error in object_errors(value)]
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    detail = reported(errors[:MAX_REPORTED_ERRORS], len(errors[:MAX_REPORTED_ERRORS]))
+    for entry in detail:
+        if entry["type"] == "too_many_fields":
+            del entry["input"]
+    note = f"{total - len(detail)} more errors not shown"
+    detail.append({"type": "too_many_errors", "loc": ["body"], "msg": note})
+    return ReportedValidationError(detail)
 
 
 def empty_body_error(expected: str) -> RequestValidationError:

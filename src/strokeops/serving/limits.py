@@ -16,6 +16,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strokeops.serving.auth import PROTECTED_PREFIX
+from strokeops.serving.errors import MAX_ECHO_CHARS
 from strokeops.serving.headers import header_value, header_values
 
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -31,6 +32,13 @@ def is_json_media_type(content_type: bytes) -> bool:
     )
 
 
+def _echo(value: bytes) -> str:
+    """A header value as an error message may quote it: cut, so a 5 MB header is not sent
+    back as a 5 MB answer."""
+    text = value[: MAX_ECHO_CHARS + 1].decode("latin-1")
+    return repr(text) if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS]!r}…"
+
+
 def unreadable_body(content_types: list[bytes], content_encodings: list[bytes]) -> str | None:
     """Why a body sent with these headers (each header's values, in order) cannot be read as
     JSON, or None if it can."""
@@ -38,17 +46,17 @@ def unreadable_body(content_types: list[bytes], content_encodings: list[bytes]) 
         return "send one Content-Type header, application/json; several were sent"
     content_type = content_types[0] if content_types else None
     if content_type is None or not is_json_media_type(content_type):
-        sent = "none was sent" if content_type is None else repr(content_type.decode("latin-1"))
+        sent = "none was sent" if content_type is None else _echo(content_type)
         return f"Content-Type must be application/json; {sent}"
     for parameter in content_type.split(b";")[1:]:
         name, _, value = parameter.partition(b"=")
         charset = value.strip().strip(b'"').lower()
         if name.strip().lower() == b"charset" and charset not in UTF8_NAMES:
-            return f"JSON bodies must be UTF-8; charset {charset.decode('latin-1')!r} was declared"
+            return f"JSON bodies must be UTF-8; charset {_echo(charset)} was declared"
     tokens = [token.strip().lower() for value in content_encodings for token in value.split(b",")]
     if any(token != b"identity" for token in tokens):
-        sent = b", ".join(content_encodings).decode("latin-1")
-        return f"Content-Encoding {sent!r} is not supported; send the body uncompressed"
+        sent = _echo(b", ".join(content_encodings))
+        return f"Content-Encoding {sent} is not supported; send the body uncompressed"
     return None
 
 

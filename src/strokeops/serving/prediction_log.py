@@ -14,6 +14,7 @@ import io
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from strokeops.redaction import without_credentials
 
 log = logging.getLogger(__name__)
+DROP_WARNING_SECONDS = 10.0
 
 metadata = sa.MetaData()
 prediction_log = sa.Table(
@@ -161,6 +163,7 @@ class PredictionLog:
         self._table_ready = False
         self.written = 0
         self.dropped = 0
+        self._dropped_warned, self._next_drop_warning = 0, 0.0
         self.database_up = False
         self.last_error: str | None = None
 
@@ -248,6 +251,7 @@ class PredictionLog:
             self._wake.wait(delay)
             self._wake.clear()
             ok = self._flush()
+            self._warn_of_drops()
             if self._stop.is_set():
                 attempts_after_stop += 1
                 if ok and self.backlog:
@@ -257,6 +261,18 @@ class PredictionLog:
                         log.error("prediction log: %s rows unwritten at shutdown", self.backlog)
                     return
             delay = self.flush_seconds if ok else min(delay * 2, RETRY_MAX_SECONDS)
+
+    def _warn_of_drops(self) -> None:
+        """A warning when rows were dropped since the last one, at most every
+        ``DROP_WARNING_SECONDS`` (the count is also in /metrics and /health/ready)."""
+        now = time.monotonic()
+        if self.dropped > self._dropped_warned and now >= self._next_drop_warning:
+            log.warning(
+                "prediction log buffer full (%d rows): %d rows dropped so far",
+                self.buffer_rows,
+                self.dropped,
+            )
+            self._dropped_warned, self._next_drop_warning = self.dropped, now + DROP_WARNING_SECONDS
 
     def _flush(self) -> bool:
         """Insert pending rows in batches; False if the database failed (rows are kept)."""

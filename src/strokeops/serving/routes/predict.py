@@ -32,9 +32,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from strokeops.serving.deps import Scoring, scoring_for
 from strokeops.serving.errors import (
+    BodyObject,
     ReportedValidationError,
     empty_body_error,
-    overfull_objects_error,
+    first_errors,
     request_validation_error,
 )
 from strokeops.serving.headers import header_value
@@ -93,24 +94,34 @@ def _parse_patient(body: bytes) -> Patient:
 
 def _body_error(exc: ValidationError, body: bytes, *, batch: bool) -> RequestValidationError:
     """The 422 for a body that failed validation, at a cost bounded by the body's size."""
-    if exc.error_count() > COSTLY_ERROR_COUNT:
-        overfull = overfull_objects_error(_objects(body, batch=batch), exc.error_count())
-        if overfull is not None:
-            return overfull
-    return request_validation_error(exc, "body")
+    total = exc.error_count()
+    if total <= COSTLY_ERROR_COUNT:
+        return request_validation_error(exc, "body")
+    # pydantic would build an entry per error (a 16 MB body of unknown keys, distinct or
+    # repeated, has millions): find the first errors object by object instead
+    return first_errors(_objects(body, batch=batch), _patient_errors, total)
 
 
-def _objects(body: bytes, *, batch: bool) -> Iterator[tuple[tuple[str | int, ...], Any, int]]:
+def _objects(body: bytes, *, batch: bool) -> Iterator[BodyObject]:
     """The body's objects with the most fields each may have: the patient, or the batch and
-    its patients (only parsed again on the rare path of a body with very many errors)."""
-    data = pydantic_core.from_json(body, allow_inf_nan=True)
+    its patients (parsed again only on the rare path of a body with very many errors)."""
+    data = pydantic_core.from_json(body, allow_inf_nan=True)  # a repeated key: the last wins
     if not batch:
-        yield (), data, PATIENT_KEYS
+        yield BodyObject((), data, PATIENT_KEYS, validate=True)
         return
-    yield (), data, 1
+    yield BodyObject((), data, 1, validate=False)
     rows = data.get("patients") if isinstance(data, dict) else None
     for index, row in enumerate(rows if isinstance(rows, list) else []):
-        yield ("patients", index), row, PATIENT_KEYS
+        yield BodyObject(("patients", index), row, PATIENT_KEYS, validate=True)
+
+
+def _patient_errors(value: Any) -> list[dict[str, Any]]:
+    """One patient's errors as pydantic reports them: at most a dozen, its keys are few."""
+    try:
+        patient_adapter.validate_json(pydantic_core.to_json(value, inf_nan_mode="constants"))
+    except ValidationError as exc:
+        return exc.errors(include_url=False, include_context=False)
+    return []
 
 
 def _explain_flag(request: Request) -> bool:
