@@ -27,6 +27,7 @@ MAX_ECHO_CHARS = 100
 MAX_REPORTED_ERRORS = 50
 BINARY_FIELDS = frozenset({"hypertension", "heart_disease"})
 RESIDENCE_SPELLINGS = frozenset({"residence_type", "Residence_type"})
+_NO_INPUT = object()  # an error of ours that names no sent value
 
 
 def json_safe(value: Any) -> Any:
@@ -63,7 +64,7 @@ def reported(errors: Iterable[dict[str, Any]], total: int) -> list[dict[str, Any
             "loc": [json_safe(part) for part in error["loc"]],
             "msg": _clearer_message(error),
         }
-        value = error.get("input")
+        value = error.get("input", _NO_INPUT)
         if value is None or isinstance(value, (str, int, float, bool)):
             entry["input"] = json_safe(value)
         detail.append(entry)
@@ -113,7 +114,6 @@ def first_errors(
                     "type": "too_many_fields",
                     "loc": ("body", *loc),
                     "msg": f"this object has {len(value)} fields; at most {most} belong here",
-                    "input": None,
                 }
             )
         elif validate:
@@ -121,13 +121,7 @@ def first_errors(
             errors += [error | {"loc": (*located, *error["loc"])} for error in object_errors(value)]
         if len(errors) >= MAX_REPORTED_ERRORS:
             break
-    detail = reported(errors[:MAX_REPORTED_ERRORS], len(errors[:MAX_REPORTED_ERRORS]))
-    for entry in detail:
-        if entry["type"] == "too_many_fields":
-            del entry["input"]
-    note = f"{total - len(detail)} more errors not shown"
-    detail.append({"type": "too_many_errors", "loc": ["body"], "msg": note})
-    return ReportedValidationError(detail)
+    return ReportedValidationError(reported(errors, total))
 
 
 def empty_body_error(expected: str) -> RequestValidationError:
